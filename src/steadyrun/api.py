@@ -1,0 +1,267 @@
+"""`steadyrun.init`: decide who this process is in the pipeline, then hand out a Run.
+
+Owner (a fresh run, or a resumed one), child (a subprocess given `run.child_env()`),
+extra rank (`all_ranks=True`), or a no-op handle (disabled mode, non-zero ranks). Only
+the owner writes run.json and starts the sidecar.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import records
+from .inert import InertRun
+from .layout import (
+    ManifestError,
+    atomic_write_json,
+    hostname,
+    is_run_id,
+    make_run_dirs,
+    new_run_id,
+    read_manifest,
+    root_dir,
+    segments_dir,
+)
+from .run import Run
+from .segment_writer import SegmentWriter
+
+MODES = ("auto", "online", "offline", "local", "disabled")
+_active: list[Run] = []
+_active_lock = threading.Lock()
+
+
+def resolve_mode(mode: str | None) -> str:
+    """Argument, then STEADYRUN_MODE, then WANDB_MODE, then auto."""
+    chosen = mode or os.environ.get("STEADYRUN_MODE") or os.environ.get("WANDB_MODE") or "auto"
+    chosen = {"dryrun": "offline", "run": "online"}.get(chosen, chosen)
+    if chosen not in MODES:
+        raise ValueError(f"steadyrun: mode must be one of {', '.join(MODES)}, got {chosen!r}")
+    return chosen
+
+
+def resolve_strict(strict: bool | None) -> bool:
+    if strict is not None:
+        return bool(strict)
+    return os.environ.get("STEADYRUN_STRICT", "").lower() in ("1", "true", "yes", "on")
+
+
+def _tags(tags: Sequence[str] | Mapping[str, Any] | None) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, Mapping):
+        return [f"{k}:{v}" for k, v in tags.items()]
+    if isinstance(tags, str):
+        return [tags]
+    return [str(t) for t in tags]
+
+
+def init(project: str | None = None, name: str | None = None, config: Any = None,
+         tags: Sequence[str] | Mapping[str, Any] | None = None, group: str | None = None,
+         job_type: str | None = None, notes: str | None = None, entity: str | None = None,
+         mode: str | None = None, dir: str | os.PathLike[str] | None = None,
+         resume: str | Mapping[str, Any] | None = None, strict: bool | None = None,
+         all_ranks: bool = False, log_interval: int = 10, gpu_stats_interval: int = 100,
+         sidecar: str = "process", finish_timeout: float = 60.0,
+         **_unknown: Any) -> Run | InertRun:
+    """Start or join the pipeline's run. See DESIGN.md section 2 for every argument."""
+    if _unknown:
+        raise TypeError(f"steadyrun.init() got unknown arguments: {', '.join(_unknown)}")
+    mode = resolve_mode(mode)
+    strict_ = resolve_strict(strict)
+    if mode == "disabled":
+        return InertRun(reason="disabled")
+    from .distributed import rank_info
+
+    rank, world = rank_info()
+    if rank != 0 and not all_ranks:
+        return InertRun(reason=f"rank {rank}")
+
+    from .context import load_context_from_env
+
+    ctx = load_context_from_env()
+    if ctx is not None:
+        return _join(ctx, role="child", name=name, job_type=job_type, strict=strict_,
+                     config=config, key_prefix="")
+    if rank != 0:
+        from .distributed import shared_run_id
+
+        run_id = shared_run_id(None)
+        rdir = root_dir(dir) / "runs" / run_id
+        ctx = {"run_id": run_id, "dir": str(rdir), "mode": mode}
+        return _join(ctx, role=f"rank{rank}", name=name, job_type=job_type, strict=strict_,
+                     config=None, key_prefix=f"rank{rank}/")
+
+    resume_state: Mapping[str, Any] | None = None
+    if isinstance(resume, Mapping):
+        resume_state = resume
+        run_id = str(resume["run_id"])
+    elif isinstance(resume, str) and resume not in ("allow", "must", "never", "auto"):
+        run_id = resume
+    else:
+        run_id = new_run_id()
+    if all_ranks and world > 1:
+        from .distributed import shared_run_id
+
+        run_id = shared_run_id(run_id)
+    if not is_run_id(run_id):
+        raise ValueError(f"steadyrun: run id {run_id!r} must be 8 characters of [a-z0-9]")
+
+    rdir = root_dir(dir) / "runs" / run_id
+    resumed = (rdir / "run.json").exists()
+    make_run_dirs(rdir)
+    manifest: dict[str, Any] = {}
+    steps: dict[str, Any] = {}
+    global_step = 0
+    if resume_state is not None:
+        steps = dict(resume_state.get("steps") or {})
+        global_step = int(resume_state.get("global_step") or 0)
+    elif resumed:
+        from .reader import open_run
+
+        prior = open_run(rdir)
+        steps, global_step = prior.last_steps, prior.next_global_step
+    if resumed:
+        try:
+            manifest = read_manifest(rdir)
+        except ManifestError:
+            manifest = {}
+        # Written again at finish; a stale copy would mislead the next resume after a crash.
+        manifest.pop("global_step", None)
+        manifest.pop("last_steps", None)
+    manifest.update({
+        "id": run_id, "format": 1,
+        "project": project or os.environ.get("WANDB_PROJECT") or manifest.get("project")
+        or "steadyrun",
+        "entity": entity or os.environ.get("WANDB_ENTITY") or manifest.get("entity"),
+        "name": name or manifest.get("name") or run_id,
+        "group": group or manifest.get("group"), "job_type": job_type or manifest.get("job_type"),
+        "notes": notes or manifest.get("notes"), "tags": _tags(tags) or manifest.get("tags", []),
+        "mode": mode, "state": "running",
+        "created_at": manifest.get("created_at") or time.time(),
+        "owner": {"pid": os.getpid(), "host": hostname(), "started_at": time.time()},
+        "resumes": manifest.get("resumes", -1) + 1 if resumed else 0,
+    })
+    atomic_write_json(rdir / "run.json", manifest)
+
+    run = _start(rdir, run_id, manifest, role="owner", mode=mode, strict=strict_, steps=steps,
+                 global_step=global_step, key_prefix="")
+    if config is not None:
+        run.config.update(config)
+    if mode in ("auto", "online", "offline"):
+        from .sidecar import start_sidecar
+
+        run._sidecar = start_sidecar(run, how=sidecar, finish_timeout=finish_timeout)
+    return run
+
+
+def _join(ctx: Mapping[str, Any], *, role: str, name: str | None, job_type: str | None,
+          strict: bool, config: Any, key_prefix: str) -> Run:
+    rdir = Path(ctx["dir"])
+    make_run_dirs(rdir)
+    try:
+        manifest = read_manifest(rdir)
+    except ManifestError:
+        manifest = {"id": ctx["run_id"]}
+    steps: dict[str, Any] = {}
+    run = _start(rdir, ctx["run_id"], manifest, role=role, mode=ctx.get("mode", "local"),
+                 strict=strict, steps=steps, global_step=0, key_prefix=key_prefix,
+                 name=name, job_type=job_type)
+    if config is not None:
+        run.config.update(config)
+    return run
+
+
+def _start(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, mode: str,
+           strict: bool, steps: dict[str, Any], global_step: int, key_prefix: str,
+           name: str | None = None, job_type: str | None = None) -> Run:
+    writer_name = f"{role}-{os.getpid()}-{secrets.token_hex(2)}"
+    heartbeat = _Heartbeat(rdir / "segments" / f"{writer_name}.beat")
+    writer = SegmentWriter(segments_dir(rdir) / f"{writer_name}.jsonl", on_beat=heartbeat.beat)
+    writer.append(records.encode(records.opened(
+        writer_name, role, os.getpid(), hostname(), name=name, job_type=job_type,
+        argv=_argv())))
+    run = Run(run_id=run_id, rdir=rdir, writer=writer, manifest=manifest, role=role, mode=mode,
+              strict=strict, steps=steps, global_step=global_step, key_prefix=key_prefix)
+    with _active_lock:
+        _active.append(run)
+    _install_exit_hooks()
+    return run
+
+
+def _argv() -> list[str]:
+    from .redact import redact_argv
+
+    return redact_argv(sys.argv)
+
+
+class _Heartbeat:
+    """Touches a file every few seconds from the writer thread: a live writer is fresh."""
+
+    def __init__(self, path: Path, every: float = 2.0) -> None:
+        self.path = path
+        self.every = every
+        self._last = 0.0
+        path.touch(mode=0o600)
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
+
+
+def _forget(run: Run) -> None:
+    with _active_lock:
+        if run in _active:
+            _active.remove(run)
+
+
+_hooks_installed = False
+
+
+def _install_exit_hooks() -> None:
+    """Finish runs at interpreter exit; an uncaught exception marks them failed first."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    previous = sys.excepthook
+
+    def excepthook(tp: Any, value: Any, tb: Any) -> None:
+        for run in list(_active):
+            run._failed = True
+        previous(tp, value, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(_finish_all)
+
+
+def _finish_all() -> None:
+    for run in list(_active):
+        try:
+            run.finish()
+        except Exception as exc:  # at exit, report and go on with the others
+            print(f"steadyrun: could not finish run {run.id}: {exc}", file=sys.stderr)
+
+
+def attach(run_id: str, dir: str | os.PathLike[str] | None = None, *, name: str | None = None,
+           job_type: str | None = None, strict: bool | None = None) -> Run:
+    """Join an existing run explicitly, as a child writer with its own segment."""
+    rdir = root_dir(dir) / "runs" / run_id
+    if not (rdir / "run.json").exists():
+        raise ManifestError(f"steadyrun.attach: no run {run_id!r} at {rdir}")
+    manifest = read_manifest(rdir)
+    ctx = {"run_id": run_id, "dir": str(rdir.resolve()), "mode": manifest.get("mode", "local")}
+    return _join(ctx, role="child", name=name, job_type=job_type,
+                 strict=resolve_strict(strict), config=None, key_prefix="")

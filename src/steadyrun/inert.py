@@ -1,0 +1,66 @@
+"""The handle for disabled mode and for ranks that do not write: every call is a no-op.
+
+It has the Run's full surface so that training code never branches on rank or mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class _NullMapping(dict):
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        return None
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        return None
+
+
+def _noop(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+class InertRun:
+    """A run that records nothing; `reason` says why (disabled, or rank N)."""
+
+    id = None
+    dir = None
+    project = None
+    name = None
+    role = "inert"
+    step = 0
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.mode = "disabled" if reason == "disabled" else "inert"
+        self.summary = _NullMapping()
+        self.config = _NullMapping()
+
+    log = log_summary = define_metric = log_table = log_image = alert = _noop
+    save = log_artifact = log_checkpoint = log_config_artifact = flush = finish = _noop
+
+    def log_training_step(self, *args: Any, reduce: str | None = None, **kwargs: Any) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def child_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        import os
+
+        env = dict(os.environ if base is None else base)
+        if self.reason == "disabled":
+            env["STEADYRUN_MODE"] = "disabled"
+        return env
+
+    def __enter__(self) -> InertRun:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"<steadyrun.InertRun ({self.reason})>"

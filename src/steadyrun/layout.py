@@ -1,0 +1,123 @@
+"""Where a run lives on disk, and the two file primitives everything else relies on.
+
+Kept apart from the writer so the reader, the sidecar and the command line agree on
+one layout without importing the training-side machinery.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import string
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
+RUN_ID_LENGTH = 8
+MANIFEST = "run.json"
+HEARTBEAT = "heartbeat"
+
+
+def root_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The root holding `runs/`: argument, then STEADYRUN_DIR, then ./steadyrun."""
+    if explicit is not None:
+        return Path(explicit)
+    return Path(os.environ.get("STEADYRUN_DIR") or "steadyrun")
+
+
+def new_run_id() -> str:
+    """Eight characters of [a-z0-9]: short enough to type, and a valid W&B run id."""
+    return "".join(secrets.choice(RUN_ID_ALPHABET) for _ in range(RUN_ID_LENGTH))
+
+
+def is_run_id(text: str) -> bool:
+    return len(text) == RUN_ID_LENGTH and all(c in RUN_ID_ALPHABET for c in text)
+
+
+def run_dir(run_id: str, root: str | os.PathLike[str] | None = None) -> Path:
+    return root_dir(root) / "runs" / run_id
+
+
+def segments_dir(rdir: Path) -> Path:
+    return rdir / "segments"
+
+
+def sinks_dir(rdir: Path) -> Path:
+    return rdir / "sinks"
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def make_run_dirs(rdir: Path) -> None:
+    """Create the run's folders owner-only: they may hold configs and code diffs."""
+    for sub in ("segments", "media", "files", "artifacts", "sinks"):
+        (rdir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(rdir, 0o700)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Temp file, fsync, rename: a reader sees the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+class ManifestError(RuntimeError):
+    """run.json is missing or unreadable; raised with the path so users can act on it."""
+
+
+def read_manifest(rdir: Path) -> dict[str, Any]:
+    path = rdir / MANIFEST
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise ManifestError(f"no run at {rdir}: {path} is missing") from exc
+    except orjson.JSONDecodeError as exc:
+        raise ManifestError(f"{path} is corrupt ({exc}); the segments are intact") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path} is corrupt: expected an object")
+    return data
+
+
+def update_manifest(rdir: Path, **fields: Any) -> dict[str, Any]:
+    """Read-modify-write of run.json. Only the owner writes it, so no lock is needed."""
+    try:
+        data = read_manifest(rdir)
+    except ManifestError:
+        data = {}
+    data.update(fields)
+    atomic_write_json(rdir / MANIFEST, data)
+    return data
+
+
+def resolve_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
+    """Accept a run id, an id prefix, or a path to a run folder."""
+    p = Path(ref)
+    if (p / MANIFEST).exists() or (p / "segments").is_dir():
+        return p
+    runs = root_dir(root) / "runs"
+    direct = runs / str(ref)
+    if direct.is_dir():
+        return direct
+    if runs.is_dir():
+        matches = [d for d in runs.iterdir() if d.name.startswith(str(ref))]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            names = ", ".join(sorted(d.name for d in matches))
+            raise ManifestError(f"run {ref!r} is ambiguous: {names}")
+    raise ManifestError(f"no run {ref!r} under {runs}")

@@ -1,0 +1,236 @@
+"""The public reader: `steadyrun.open_run(id_or_path)` gives back everything a run holds.
+
+History per namespace, summary, config, events and anomalies, merged over all segments
+of the run (owner, children, ranks) in time order. Works on a run that is still being
+written or whose writer was killed: torn lines are counted in `torn`, never fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .layout import ManifestError, hostname, read_manifest, resolve_run
+from .segment_reader import list_segments, read_from
+from .steps import is_step_metric, step_metric_of
+from .values import restore_nonfinite
+
+STALE_AFTER = 30.0  # seconds without a heartbeat before a running writer counts as dead
+
+
+def _restore(rec: dict[str, Any]) -> dict[str, Any]:
+    values = rec["v"]
+    nf = rec.get("nf")
+    if nf:
+        values = dict(values)
+        for k, tag in nf.items():
+            values[k] = restore_nonfinite(tag)
+    return values
+
+
+@dataclass
+class RunData:
+    id: str
+    dir: Path
+    manifest: dict[str, Any]
+    records: list[dict[str, Any]]
+    torn: int = 0
+    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ history
+    @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row, values restored (NaN and inf included), with `_x` its step."""
+        out = []
+        for rec in self.records:
+            if rec["k"] == "row":
+                row = _restore(rec)
+                row["_x"] = rec["x"]
+                out.append(row)
+        return out
+
+    @cached_property
+    def namespaces(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for row in self.rows:
+            for k in row:
+                if k != "_x":
+                    seen[_ns(step_metric_of(k))] = None
+        return list(seen)
+
+    def history(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Rows of one namespace ("" is the root), each with only that namespace's keys.
+
+        With no namespace, every row whole.
+        """
+        if namespace is None:
+            return [{k: v for k, v in r.items() if k != "_x"} for r in self.rows]
+        ns = namespace.rstrip("/")
+        step_key = f"{ns}/step" if ns else "step"
+        out = []
+        for row in self.rows:
+            part = {k: v for k, v in row.items() if k != "_x" and step_metric_of(k) == step_key}
+            if part:
+                out.append(part)
+        return out
+
+    def column(self, key: str) -> list[tuple[Any, Any]]:
+        """(step, value) pairs of one key, the step read from its namespace's step metric."""
+        sk = step_metric_of(key)
+        return [(r.get(sk), r[key]) for r in self.rows if key in r]
+
+    # ------------------------------------------------------------------ other kinds
+    def _of(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["k"] == kind]
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for rec in self._of("summary"):
+            out.update(_restore(rec))
+        return out
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for rec in self._of("config"):
+            out.update(rec["v"])
+        return out
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self._of("event")
+
+    @property
+    def tables(self) -> list[dict[str, Any]]:
+        return self._of("table")
+
+    @property
+    def images(self) -> list[dict[str, Any]]:
+        return self._of("image")
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return self._of("file")
+
+    @property
+    def artifacts(self) -> list[dict[str, Any]]:
+        return self._of("artifact")
+
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        return self._of("alert")
+
+    @property
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        return {r["key"]: r for r in self._of("metric")}
+
+    @cached_property
+    def anomalies(self) -> list[dict[str, Any]]:
+        """Non-finite values, step regressions and rejected input: what deserves a look."""
+        out: list[dict[str, Any]] = []
+        for rec in self.records:
+            if rec["k"] == "row" and rec.get("nf"):
+                for k, tag in rec["nf"].items():
+                    out.append({"type": "nonfinite", "key": k, "value": tag, "x": rec["x"]})
+            elif rec["k"] == "event" and rec["type"] in ("step_regression", "rejected"):
+                out.append(rec)
+        if self.torn:
+            out.append({"type": "torn", "count": self.torn})
+        return out
+
+    # ------------------------------------------------------------------ state
+    @property
+    def last_steps(self) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+        for row in self.rows:
+            for k, v in row.items():
+                if k != "_x" and is_step_metric(k) and v is not None:
+                    last[k] = v
+        return last
+
+    @property
+    def next_global_step(self) -> int:
+        """Where the owner's auto step resumes: run.json's record, else its last row + 1."""
+        saved = self.manifest.get("global_step")
+        if isinstance(saved, int):
+            return saved
+        owners = {s for s, info in self.segments.items() if info.get("role") == "owner"}
+        xs = [r["x"] for r in self.records if r["k"] == "row" and r.get("_seg") in owners]
+        return max(xs) + 1 if xs else 0
+
+    @property
+    def state(self) -> str:
+        """finished / failed from run.json; running unless its owner is gone: crashed."""
+        state = self.manifest.get("state", "unknown")
+        if state != "running":
+            return state
+        owner = self.manifest.get("owner") or {}
+        if owner.get("host") == hostname() and owner.get("pid"):
+            if not _pid_alive(int(owner["pid"])):
+                return "crashed"
+        beats = [p.stat().st_mtime for p in (self.dir / "segments").glob("owner-*.beat")]
+        if beats and time.time() - max(beats) > STALE_AFTER:
+            return "crashed"
+        return "running"
+
+    @property
+    def last_step(self) -> Any:
+        return self.rows[-1]["_x"] if self.rows else None
+
+
+def _ns(step_key: str) -> str:
+    return "" if step_key == "step" else step_key[: -len("/step")]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not alive
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> RunData:
+    """Load a run by id, id prefix or folder path."""
+    rdir = resolve_run(ref, root)
+    try:
+        manifest = read_manifest(rdir)
+    except ManifestError as exc:
+        manifest = {"id": rdir.name, "state": "unknown", "manifest_error": str(exc)}
+    records: list[dict[str, Any]] = []
+    torn = 0
+    segments: dict[str, dict[str, Any]] = {}
+    for path in list_segments(rdir):
+        chunk = read_from(path)
+        bad = chunk.bad_lines + (1 if chunk.tail_bytes else 0)
+        torn += bad
+        first = chunk.records[0] if chunk.records else {}
+        segments[path.stem] = {"records": len(chunk.records), "torn": bad,
+                               "role": first.get("role"), "pid": first.get("pid"),
+                               "closed": bool(chunk.records) and chunk.records[-1]["k"] == "close"}
+        for rec in chunk.records:
+            rec["_seg"] = path.stem
+        records.extend(chunk.records)
+    records.sort(key=lambda r: r.get("t", 0.0))
+    return RunData(id=manifest.get("id", rdir.name), dir=rdir, manifest=manifest,
+                   records=records, torn=torn, segments=segments)
+
+
+def list_runs(root: str | os.PathLike[str] | None = None) -> list[Path]:
+    from .layout import root_dir
+
+    runs = root_dir(root) / "runs"
+    if not runs.is_dir():
+        return []
+    return sorted((d for d in runs.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)

@@ -1,0 +1,397 @@
+"""The `Run` handle: turns API calls into records on this process's segment.
+
+Everything here runs on the training thread, so `log` is written for speed: numbers of
+known keys take a fast path of type checks, one step stamp, one orjson encode and one
+deque append. Anything unusual (a new key, a non-number, NaN, a pending row) goes
+through `_log_slow`, which applies the same rules with full checks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import records
+from .callsite import user_site, user_stacklevel
+from .config_input import RunMapping, clean_config
+from .layout import update_manifest
+from .segment_writer import SegmentWriter
+from .steps import StepTracker, namespace_of_step
+from .values import Rejected, check_key, nonfinite_tag, to_number
+
+_dumps = orjson.dumps
+_time = time.time
+
+GOALS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
+
+
+class SteadyrunWarning(UserWarning):
+    """Warnings about the user's input; filter on this class to silence or escalate them."""
+
+
+class Run:
+    """One process's handle on a run. Rank-0 owner, child process or extra rank alike."""
+
+    def __init__(self, *, run_id: str, rdir: Path, writer: SegmentWriter, manifest: dict[str, Any],
+                 role: str, mode: str, strict: bool, steps: dict[str, Any] | None = None,
+                 global_step: int = 0, key_prefix: str = "") -> None:
+        self.id = run_id
+        self.dir = rdir
+        self.mode = mode
+        self.role = role
+        self.strict = strict
+        self.project = manifest.get("project")
+        self.name = manifest.get("name")
+        self._manifest = manifest
+        self._writer = writer
+        self._append = writer.append
+        self._steps = StepTracker(steps)
+        self._step = global_step
+        self._prefix = key_prefix
+        self._known: set[str] = set()
+        self._pending: dict[str, Any] | None = None
+        self._pending_nf: dict[str, str] | None = None
+        self._pending_step: int | None = None
+        self._warned: set[Any] = set()
+        self._rejected_counts: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._finished = False
+        self._failed = False
+        self._media_counter = 0
+        self._sidecar: Any = None
+        self.summary = RunMapping(self._on_summary)
+        self.config = RunMapping(self._on_config)
+
+    # ------------------------------------------------------------------ time series
+    def log(self, metrics: Mapping[str, Any], step: int | None = None, commit: bool = True,
+            reduce: str | None = None) -> None:
+        """Append a row. Never raises on bad input unless the run is strict."""
+        if reduce is not None:
+            from .distributed import all_reduce_metrics
+
+            metrics = all_reduce_metrics(metrics, reduce)
+        if step is None and commit and self._pending is None and not self._prefix:
+            known = self._known
+            try:
+                for k, v in metrics.items():
+                    tv = type(v)
+                    if tv is float:
+                        if v - v != 0.0:
+                            raise KeyError
+                    elif tv is not int:
+                        raise KeyError
+                    if k not in known:
+                        raise KeyError
+            except (KeyError, AttributeError, TypeError):
+                pass
+            else:
+                values = dict(metrics)
+                with self._lock:  # one order for x, the step check and the file
+                    x = self._step
+                    regressions = self._steps.stamp(values, x)
+                    try:
+                        self._append(_dumps({"k": "row", "t": _time(), "x": x, "v": values})
+                                     + b"\n")
+                    except orjson.JSONEncodeError:
+                        regressions = ()  # a huge int: redo with full checks below
+                    else:
+                        self._step = x + 1
+                if regressions is None:
+                    return
+                if regressions:
+                    for sk, prev, new in regressions:
+                        self._regressed(sk, prev, new)
+                    return
+        self._log_slow(metrics, step, commit)
+
+    def _log_slow(self, metrics: Any, step: Any, commit: bool) -> None:
+        if self._finished:
+            self._bad("log", None, "the run is finished; log() after finish() is ignored",
+                      RuntimeError)
+            return
+        if not isinstance(metrics, Mapping):
+            self._bad("<metrics>", metrics, f"log() takes a mapping of key to number, got "
+                                            f"{type(metrics).__name__}")
+            return
+        values, nf = self._clean_numbers(metrics)
+        if step is not None:
+            step = self._clean_step(step)
+        with self._lock:
+            if self._pending is not None:
+                self._pending.update(values)
+                values = self._pending
+                if nf or self._pending_nf:
+                    nf = {**(self._pending_nf or {}), **(nf or {})}
+                    for k in values:
+                        if nf.get(k) and values[k] is not None:
+                            del nf[k]
+                if step is None:
+                    step = self._pending_step
+            if not commit:
+                self._pending, self._pending_nf, self._pending_step = values, nf, step
+                return
+            self._pending = self._pending_nf = self._pending_step = None
+            if not values:
+                return
+            if step is None:
+                x = self._step
+                self._step = x + 1
+            else:
+                x = step
+            regressions = self._steps.stamp(values, x)
+            self._append(records.encode(records.row(x, values, nf)))
+        if regressions:
+            for sk, prev, new in regressions:
+                self._regressed(sk, prev, new)
+
+    def _clean_numbers(self, metrics: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        values: dict[str, Any] = {}
+        nf: dict[str, str] = {}
+        prefix = self._prefix
+        for k, v in metrics.items():
+            try:
+                if k not in self._known:
+                    check_key(k)
+                    self._known.add(k)
+                num = to_number(k, v)
+            except Rejected as exc:
+                self._bad(k, v, exc.reason, exc.exc_type)
+                continue
+            key = prefix + k if prefix else k
+            if type(num) is float and num - num != 0.0:
+                nf[key] = nonfinite_tag(num)
+                num = None
+            values[key] = num
+        return values, nf
+
+    def _clean_step(self, step: Any) -> int | None:
+        try:
+            num = to_number("step=", step)
+            if isinstance(num, float):
+                if num != int(num):
+                    raise Rejected("step=", f"step must be a whole number, got {num}", ValueError)
+                num = int(num)
+            return int(num)
+        except (Rejected, ValueError, OverflowError) as exc:
+            reason = exc.reason if isinstance(exc, Rejected) else str(exc)
+            self._bad("step=", step, reason + "; the global step is used instead",
+                      getattr(exc, "exc_type", ValueError))
+            return None
+
+    def _regressed(self, step_key: str, prev: Any, new: Any) -> None:
+        ns = namespace_of_step(step_key) or "<root>"
+        site = user_site()
+        self._append(records.encode(records.event(
+            "step_regression", namespace=ns, step_metric=step_key, previous=prev, step=new,
+            site=site)))
+        if ("regression", step_key) not in self._warned:
+            self._warned.add(("regression", step_key))
+            warnings.warn(
+                f"steadyrun: step of namespace {ns!r} went back from {prev} to {new} at {site}. "
+                f"The row is kept (W&B will not drop it); further regressions in this "
+                f"namespace are recorded as step_regression events without a warning.",
+                SteadyrunWarning, stacklevel=user_stacklevel())
+
+    def _bad(self, key: Any, value: Any, reason: str,
+             exc_type: type[Exception] = TypeError) -> None:
+        """Strict: raise. Default: warn once per key, record every key's first rejection."""
+        label = key if isinstance(key, str) else repr(key)
+        if self.strict:
+            raise exc_type(f"steadyrun: {label!r}: {reason}")
+        count = self._rejected_counts.get(label, 0)
+        self._rejected_counts[label] = count + 1
+        if count:
+            return
+        site = user_site()
+        self._append(records.encode(records.event(
+            "rejected", key=label[:500], value_type=type(value).__name__, reason=reason, site=site)))
+        warnings.warn(f"steadyrun: skipped {label!r} ({type(value).__name__}): {reason} "
+                      f"[at {site}]. Recorded as a 'rejected' event; warned once per key.",
+                      SteadyrunWarning, stacklevel=user_stacklevel())
+
+    # ------------------------------------------------------------------ summary, config
+    def _on_summary(self, data: dict[str, Any]) -> dict[str, Any]:
+        accepted: dict[str, Any] = {}
+        nf: dict[str, str] = {}
+        for k, v in data.items():
+            try:
+                check_key(k)
+                if isinstance(v, str):
+                    accepted[k] = v
+                    continue
+                num = to_number(k, v)
+            except Rejected as exc:
+                self._bad(k, v, exc.reason, exc.exc_type)
+                continue
+            if type(num) is float and num - num != 0.0:
+                nf[k] = nonfinite_tag(num)
+                accepted[k] = num
+                continue
+            accepted[k] = num
+        if accepted:
+            out = {k: (None if k in nf else v) for k, v in accepted.items()}
+            self._append(records.encode(records.summary(out, nf)))
+        return accepted
+
+    def log_summary(self, metrics: Mapping[str, Any], prefix: str | None = None) -> None:
+        """Final scalars: they go to the summary, never to a chart."""
+        if prefix:
+            metrics = {f"{prefix.rstrip('/')}/{k}": v for k, v in metrics.items()}
+        self.summary.update(metrics)
+
+    def _on_config(self, data: dict[str, Any]) -> dict[str, Any]:
+        cleaned = clean_config(data, lambda k, v, why: self._bad(f"config.{k}", v, why))
+        if cleaned:
+            self._append(records.encode(records.config(cleaned)))
+        return cleaned
+
+    # ------------------------------------------------------------------ other records
+    def define_metric(self, name: str, step_metric: str | None = None, goal: str | None = None,
+                      summary: str | None = None, hidden: bool = False) -> None:
+        """Exact-key axis and summary rules; the sink forwards them to W&B."""
+        if goal is not None and goal not in GOALS:
+            self._bad(name, goal, f"goal must be 'minimize' or 'maximize', got {goal!r}",
+                      ValueError)
+            goal = None
+        self._append(records.encode(records.metric(name, step_metric, goal, summary, hidden)))
+
+    def log_table(self, key: str, columns: list[str] | None = None,
+                  rows: list[list[Any]] | None = None, *, data: list[list[Any]] | None = None,
+                  dataframe: Any = None, step: int | None = None) -> None:
+        if dataframe is not None:
+            columns = [str(c) for c in dataframe.columns]
+            rows = dataframe.astype(object).values.tolist()
+        rows = rows if rows is not None else (data or [])
+        try:
+            check_key(key)
+            columns = [str(c) for c in (columns or [f"c{i}" for i in range(len(rows[0]) if rows else 0)])]
+            if any(len(r) != len(columns) for r in rows):
+                raise Rejected(key, f"every row must have {len(columns)} cells", ValueError)
+            line = _dumps(records.table(key, columns, [list(r) for r in rows], self._x(step)),
+                          option=orjson.OPT_SERIALIZE_NUMPY, default=_table_cell)
+        except Rejected as exc:
+            self._bad(key, rows, exc.reason, exc.exc_type)
+            return
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            self._bad(key, rows, f"table cells must be JSON values: {exc}")
+            return
+        self._append(line + b"\n")
+
+    def log_image(self, key: str, image: Any, caption: str | None = None,
+                  step: int | None = None) -> None:
+        from .media import safe_name, write_png
+
+        try:
+            check_key(key)
+            self._media_counter += 1
+            rel = f"media/{safe_name(key)}_{self._media_counter}_{os.getpid()}.png"
+            write_png(image, self.dir / rel)
+        except Rejected as exc:
+            self._bad(key, image, exc.reason, exc.exc_type)
+            return
+        except (TypeError, ValueError, OSError, ImportError) as exc:
+            self._bad(key, image, f"cannot write the image: {exc}", type(exc)
+                      if isinstance(exc, (TypeError, ValueError)) else ValueError)
+            return
+        self._append(records.encode(records.image(key, rel, caption, self._x(step))))
+
+    def save(self, path: str | os.PathLike[str], name: str | None = None) -> Path | None:
+        """Copy a file into the run's files/ folder now, so later edits cannot change it."""
+        src = Path(path)
+        if not src.is_file():
+            self._bad(str(path), path, "save() needs an existing file", ValueError)
+            return None
+        dest_name = name or src.name
+        dest = (self.dir / "files" / dest_name).resolve()
+        if not dest.is_relative_to((self.dir / "files").resolve()):
+            self._bad(str(path), path, f"name {dest_name!r} escapes the files/ folder",
+                      ValueError)
+            return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        self._append(records.encode(records.file(f"files/{dest_name}", dest_name)))
+        return dest
+
+    def alert(self, title: str, text: str = "", level: str = "WARN") -> None:
+        level = level.upper()
+        if level not in ("INFO", "WARN", "ERROR"):
+            self._bad("alert.level", level, "level must be INFO, WARN or ERROR", ValueError)
+            level = "WARN"
+        self._append(records.encode(records.alert(str(title), str(text), level)))
+
+    def _x(self, step: int | None) -> int:
+        return self._clean_step(step) if step is not None else max(self._step - 1, 0)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def step(self) -> int:
+        """The global step the next auto-stepped row will get."""
+        return self._step
+
+    def state_dict(self) -> dict[str, Any]:
+        """Store it in checkpoints; `steadyrun.init(resume=state)` continues from here."""
+        return {"run_id": self.id, "global_step": self._step, "steps": dict(self._steps.last)}
+
+    def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for a subprocess: its plain `steadyrun.init()` joins this run."""
+        from .context import ENV, write_context
+
+        path = write_context(self.dir, self.id, self.mode)
+        env = dict(os.environ if base is None else base)
+        env[ENV] = str(path.resolve())
+        return env
+
+    def flush(self) -> None:
+        """Everything logged before this call is durable (fsynced) when it returns."""
+        self._writer.flush()
+
+    def finish(self, exit_code: int | None = None, timeout: float | None = None) -> None:
+        """Close this process's segment; the owner also waits (bounded) for the sidecar."""
+        with self._lock:
+            if self._finished:
+                return
+            if self._pending is not None:
+                self._log_slow({}, None, True)
+            if exit_code is None:
+                exit_code = 1 if self._failed else 0
+            state = "finished" if exit_code == 0 else "failed"
+            for key, n in self._rejected_counts.items():
+                if n > 1:
+                    self._append(records.encode(records.event("rejected_count", key=key, count=n)))
+            self._append(records.encode(records.closed(exit_code, state)))
+            self._finished = True
+        self._writer.close()
+        if self.role == "owner":
+            update_manifest(self.dir, state=state, exit_code=exit_code, finished_at=time.time(),
+                            global_step=self._step, last_steps=dict(self._steps.last))
+        if self._sidecar is not None:
+            self._sidecar.finish(timeout)
+        from . import api
+
+        api._forget(self)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self._failed = True
+            self.alert("run failed", f"{exc_type.__name__}: {exc}", "ERROR")
+        self.finish()
+
+    def __repr__(self) -> str:
+        return f"<steadyrun.Run {self.id} {self.role} at {self.dir}>"
+
+
+def _table_cell(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not a JSON value")
