@@ -24,11 +24,12 @@ from .callsite import user_site, user_stacklevel
 from .config_input import RunMapping, clean_config
 from .layout import update_manifest
 from .segment_writer import SegmentWriter
-from .steps import StepTracker, namespace_of_step
+from .steps import StepTracker, namespace_of_step, step_metric_of
 from .values import Rejected, check_key, nonfinite_tag, to_number
 
 _dumps = orjson.dumps
 _time = time.time
+_NUMERIC = frozenset((float, int))
 
 GOALS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
 
@@ -62,7 +63,11 @@ class Run:
         self._pending_step: int | None = None
         self._warned: set[Any] = set()
         self._rejected_counts: dict[str, int] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+        self._fast_keys: Any = None
+        self._fast_plan: tuple[str, ...] = ()
         self._finished = False
         self._failed = False
         self._media_counter = 0
@@ -78,39 +83,44 @@ class Run:
             from .distributed import all_reduce_metrics
 
             metrics = all_reduce_metrics(metrics, reduce)
-        if step is None and commit and self._pending is None and not self._prefix:
-            known = self._known
+        # Fast path: the same keys as the last fast row, plain int/float values, auto step.
+        # It costs a few microseconds; the writer thread encodes the row.
+        if step is None and commit and self._pending is None:
             try:
-                for k, v in metrics.items():
-                    tv = type(v)
-                    if tv is float:
-                        if v - v != 0.0:
-                            raise KeyError
-                    elif tv is not int:
-                        raise KeyError
-                    if k not in known:
-                        raise KeyError
-            except (KeyError, AttributeError, TypeError):
-                pass
-            else:
+                same = metrics.keys() == self._fast_keys
+            except AttributeError:
+                same = False
+            if (same or self._learn_fast(metrics)) and _NUMERIC.issuperset(
+                    map(type, metrics.values())):
                 values = dict(metrics)
-                with self._lock:  # one order for x, the step check and the file
-                    x = self._step
-                    regressions = self._steps.stamp(values, x)
-                    try:
-                        self._append(_dumps({"k": "row", "t": _time(), "x": x, "v": values})
-                                     + b"\n")
-                    except orjson.JSONEncodeError:
-                        regressions = ()  # a huge int: redo with full checks below
-                    else:
-                        self._step = x + 1
-                if regressions is None:
+                self._acquire()
+                x = self._step
+                last = self._steps.last
+                for sk in self._fast_plan:
+                    if last.get(sk, x) > x:
+                        break
+                    values[sk] = last[sk] = x
+                else:
+                    self._step = x + 1
+                    self._append((x, _time(), values))
+                    self._release()
                     return
-                if regressions:
-                    for sk, prev, new in regressions:
-                        self._regressed(sk, prev, new)
-                    return
+                self._release()
         self._log_slow(metrics, step, commit)
+
+    def _learn_fast(self, metrics: Any) -> bool:
+        """Admit a key set to the fast path: valid keys, no user-given step metric."""
+        if self._prefix or not isinstance(metrics, dict) or not metrics:
+            return False
+        known = self._known
+        if not known.issuperset(metrics):
+            return False
+        plan = tuple(dict.fromkeys(step_metric_of(k) for k in metrics))
+        if any(sk in metrics for sk in plan):
+            return False
+        self._fast_keys = dict.fromkeys(metrics).keys()
+        self._fast_plan = plan
+        return True
 
     def _log_slow(self, metrics: Any, step: Any, commit: bool) -> None:
         if self._finished:
@@ -355,11 +365,13 @@ class Run:
 
     def finish(self, exit_code: int | None = None, timeout: float | None = None) -> None:
         """Close this process's segment; the owner also waits (bounded) for the sidecar."""
+        if self._finished:
+            return
+        if self._pending is not None:
+            self._log_slow({}, None, True)
         with self._lock:
             if self._finished:
                 return
-            if self._pending is not None:
-                self._log_slow({}, None, True)
             if exit_code is None:
                 exit_code = 1 if self._failed else 0
             state = "finished" if exit_code == 0 else "failed"

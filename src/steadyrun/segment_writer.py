@@ -16,6 +16,9 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
+
+from .records import encode_row
 
 
 class SegmentWriter:
@@ -39,10 +42,14 @@ class SegmentWriter:
         self._thread = threading.Thread(target=self._loop, name="steadyrun-writer", daemon=True)
         self._thread.start()
 
-    def append(self, line: bytes) -> None:
-        """Hot path: one deque append. Thread-safe without a lock (deque ops are atomic)."""
+    def append(self, item: bytes | tuple[int, float, dict[str, Any]]) -> None:
+        """Hot path: one deque append. Thread-safe without a lock (deque ops are atomic).
+
+        An item is an encoded line, or a raw row `(x, t, values)` that the writer thread
+        encodes, which keeps the JSON encode off the training thread.
+        """
         q = self._queue
-        q.append(line)
+        q.append(item)
         if len(q) > self._high_water:
             self._drain(sync=False)
 
@@ -51,7 +58,8 @@ class SegmentWriter:
             q = self._queue
             n = len(q)
             if n:
-                chunk = b"".join([q.popleft() for _ in range(n)])
+                chunk = b"".join([encode_row(*it) if type(it) is tuple else it
+                                  for it in [q.popleft() for _ in range(n)]])
                 rest = self._write(chunk)
                 if rest:
                     # Keep what did not reach the file for the next try, ahead of newer ones.

@@ -149,6 +149,7 @@ def iter_payloads(
                     return
                 pos = HEADER_LEN
             base = block_no * BLOCK_SIZE
+            damaged = False
             while pos + HEADER_LEN <= n:
                 checksum, length, ctype = CHUNK_HEADER.unpack_from(block, pos)
                 at = base + pos
@@ -157,6 +158,7 @@ def iter_payloads(
                     if partial is not None:
                         st._tear(p, at, "zeroed block inside a multi-chunk record")
                         partial, recovering = None, True
+                    damaged = True
                     break
                 end = pos + HEADER_LEN + length
                 if end > n:
@@ -168,7 +170,7 @@ def iter_payloads(
                         partial = None
                         why += " inside a multi-chunk record"
                     st._tear(p, at, why)
-                    recovering = True
+                    recovering = damaged = True
                     break
                 data = block[pos + HEADER_LEN : end]
                 if ctype not in _TYPE_CRC or (
@@ -176,7 +178,7 @@ def iter_payloads(
                 ):
                     why = "bad chunk type" if ctype not in _TYPE_CRC else "checksum mismatch"
                     st._tear(p, at, why)
-                    partial, recovering = None, True
+                    partial, recovering, damaged = None, True, True
                     break
                 pos = end
                 if ctype == FULL or ctype == FIRST:
@@ -204,7 +206,7 @@ def iter_payloads(
                     st.records += 1
                     yield payload
             if n < BLOCK_SIZE:
-                tail = block[pos:]
+                tail = b"" if damaged else block[pos:]
                 if tail.strip(b"\x00"):
                     st._tear(p, base + pos, "truncated chunk header at end of file (torn tail)")
                     partial = None
@@ -271,9 +273,7 @@ def _order_key(path: Path) -> tuple[str, int, str]:
     return (m.group("ts") if m else "", mtime, str(path))
 
 
-def find_run_files(
-    wandb_dir: str | os.PathLike[str], run_id: str | None = None
-) -> list[Path]:
+def find_run_files(wandb_dir: str | os.PathLike[str], run_id: str | None = None) -> list[Path]:
     """All ``run-*.wandb`` files below a W&B directory, oldest first.
 
     Accepts the directory that contains ``wandb/`` (what ``WANDB_DIR`` points
@@ -335,7 +335,11 @@ def _open_for_write_by_any(path: Path) -> bool | None:
             except OSError:
                 continue
             flags = next(
-                (int(line.split()[1], 8) for line in info.splitlines() if line.startswith("flags:")),
+                (
+                    int(line.split()[1], 8)
+                    for line in info.splitlines()
+                    if line.startswith("flags:")
+                ),
                 0,
             )
             if flags & (os.O_WRONLY | os.O_RDWR):
@@ -403,9 +407,6 @@ def wait_complete(
 
 # --------------------------------------------------------------------------
 # Decoding into plain Python
-
-
-_MISSING = object()
 
 
 def _decode_json(text: str) -> Any:
@@ -565,10 +566,10 @@ class TxLog:
                 _set_path(self.config, path, value)
         for it in cfg.remove:
             path = _item_path(it)
-            if path[0] == "_wandb":
-                _del_path(self.wandb_config, path[1:]) if len(path) > 1 else None
-            else:
+            if path[0] != "_wandb":
                 _del_path(self.config, path)
+            elif len(path) > 1:
+                _del_path(self.wandb_config, path[1:])
 
     def _apply_summary(self, summ: Any) -> None:
         for it in summ.update:
