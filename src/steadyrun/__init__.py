@@ -35,12 +35,12 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import attach, init
-    from .context import ContextError
-    from .distributed import is_main_process
-    from .inert import InertRun
-    from .reader import RunData, list_runs, open_run
-    from .run import Run, SteadyrunWarning
+    from .api import attach, init  # noqa: F401
+    from .context import ContextError  # noqa: F401
+    from .distributed import is_main_process  # noqa: F401
+    from .inert import InertRun  # noqa: F401
+    from .reader import RunData, list_runs, open_run  # noqa: F401
+    from .run import Run, SteadyrunWarning  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
