@@ -108,6 +108,14 @@ def _env(wandb_dir: Path) -> dict[str, str]:
         WANDB_CONSOLE="off",
         PYTHONPATH=os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]),
     )
+    # Keep wandb's caches, staging area and settings inside the test dir.
+    for var, sub in (
+        ("WANDB_CONFIG_DIR", "config"),
+        ("WANDB_DATA_DIR", "data"),
+        ("WANDB_CACHE_DIR", "cache"),
+        ("WANDB_ARTIFACT_DIR", "artifacts"),
+    ):
+        env[var] = str(wandb_dir / ".wandb-home" / sub)
     for key in ("WANDB_RUN_ID", "WANDB_RESUME", "WANDB_PROJECT", "WANDB_ENTITY"):
         env.pop(key, None)
     return env
@@ -256,6 +264,8 @@ def test_different_runs_are_not_merged(runs: dict[str, Path]) -> None:
 
 def test_killed_run_is_readable(runs: dict[str, Path]) -> None:
     (path,) = tx.find_run_files(runs["kill"], run_id="killed")
+    # wandb-core outlives its killed parent briefly; let it go before reading.
+    assert tx.wait_complete(path, timeout=60, require_exit=False)
     log = tx.load(path)  # must not raise, whatever the tail looks like
     assert log.exit_code is None and not log.complete
     assert [row["v"] for row in log.history] == list(range(len(log.history)))
@@ -363,3 +373,15 @@ def test_copied_run_dir_still_loads(runs: dict[str, Path], tmp_path: Path) -> No
     dest = tmp_path / path.parent.name
     shutil.copytree(path.parent, dest, symlinks=True)
     assert tx.load(dest).exit_code == 1
+
+
+def test_exit_of_last_piece_decides(runs: dict[str, Path], tmp_path: Path) -> None:
+    """A finished first piece must not make a later, crashed piece look complete."""
+    first, second = tx.find_run_files(runs["resume"], run_id="resumeme")
+    ends, _ = _record_spans(second)
+    crashed = tmp_path / "later" / second.name
+    crashed.parent.mkdir()
+    crashed.write_bytes(second.read_bytes()[: ends[-2]])  # drop the exit record
+    log = tx.load([first, crashed])
+    assert log.exit_code is None and not log.complete and log.torn == 0
+    assert [row["v"] for row in log.history] == [0, 1, 2, 10, 11, 12]

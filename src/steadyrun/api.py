@@ -159,6 +159,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         from .sidecar import start_sidecar
 
         run._sidecar = start_sidecar(run, how=sidecar, finish_timeout=finish_timeout)
+        run._heartbeat.callbacks.append(run._sidecar.check)
     return run
 
 
@@ -190,6 +191,7 @@ def _start(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, mode
         argv=_argv())))
     run = Run(run_id=run_id, rdir=rdir, writer=writer, manifest=manifest, role=role, mode=mode,
               strict=strict, steps=steps, global_step=global_step, key_prefix=key_prefix)
+    run._heartbeat = heartbeat
     with _active_lock:
         _active.append(run)
     _install_exit_hooks()
@@ -209,6 +211,7 @@ class _Heartbeat:
         self.path = path
         self.every = every
         self._last = 0.0
+        self.callbacks: list[Any] = []
         path.touch(mode=0o600)
 
     def beat(self) -> None:
@@ -219,6 +222,8 @@ class _Heartbeat:
                 os.utime(self.path)
             except OSError:
                 pass
+            for callback in self.callbacks:
+                callback()
 
 
 def _forget(run: Run) -> None:

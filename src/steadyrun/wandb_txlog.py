@@ -354,6 +354,7 @@ def wait_complete(
     poll: float = 0.05,
     stable_polls: int = 2,
     check_writers: bool = True,
+    require_exit: bool = True,
 ) -> bool:
     """Wait until a run's log is final; return False if ``timeout`` expires.
 
@@ -364,7 +365,9 @@ def wait_complete(
     ``stable_polls`` consecutive polls and (on Linux, if ``check_writers``) no
     process still has the file open for writing.  ``path`` may be the
     ``.wandb`` file or anything :func:`find_run_files` accepts (then every
-    file found must be final).
+    file found must be final).  ``require_exit=False`` is for runs that were
+    killed: it only waits for the writer to go away and the size to settle,
+    since such a log never gets its exit record.
     """
     deadline = time.monotonic() + timeout
     p = Path(path)
@@ -386,7 +389,7 @@ def wait_complete(
         last_sizes = sizes
         if sizes and stable >= stable_polls:
             done = True
-            for f, size in sizes.items():
+            for f, size in sizes.items() if require_exit else ():
                 key = (f, size)
                 if key not in exit_seen:
                     try:
@@ -647,6 +650,9 @@ def load(
     order: list[str] = []  # non-glob metric names in first-definition order
     stats = ScanStats()
     for path in paths:
+        # An earlier piece's exit is superseded by the resume that follows it;
+        # only the last piece tells whether the run as a whole finished.
+        log.exit_code = None
         for rec in iter_records(path, stats, verify_crc=verify_crc):
             log.records.append(rec)
             kind = rec.WhichOneof("record_type")
