@@ -152,7 +152,8 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     atomic_write_json(rdir / "run.json", manifest)
 
     run = _start(rdir, run_id, manifest, role="owner", mode=mode, strict=strict_, steps=steps,
-                 global_step=global_step, key_prefix="")
+                 global_step=global_step, key_prefix="", name=manifest["name"],
+                 job_type=manifest["job_type"])
     if config is not None:
         run.config.update(config)
     if mode in ("auto", "online", "offline"):

@@ -70,7 +70,7 @@ def wandb_run_dirs(data: Any) -> list[Any]:
     from pathlib import Path
 
     out = []
-    for p in (data.manifest.get("wandb") or {}).get("run_dirs", []):
+    for p in data.wandb.get("run_dirs", []):
         if Path(p).exists():
             out.append(Path(p))
     return out

@@ -47,11 +47,14 @@ def clean_config(data: Any, on_reject: Callable[[str, Any, str], None]) -> dict[
     return _clean_mapping(top, "", on_reject, set())
 
 
-def _clean_mapping(d: dict[Any, Any], prefix: str, on_reject, active: set[int]) -> dict[str, Any]:
-    if id(d) in active:
+def _clean_mapping(d: dict[Any, Any], prefix: str, on_reject, active: set[int],
+                   source: Any = None) -> dict[str, Any]:
+    # `d` may be a fresh copy (to_plain copies mappings): a cycle is seen on the source.
+    ident = id(d if source is None else source)
+    if ident in active:
         on_reject(prefix or "<config>", d, "the config contains a cycle")
         return {}
-    active.add(id(d))
+    active.add(ident)
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = k if isinstance(k, str) else str(k)
@@ -59,7 +62,7 @@ def _clean_mapping(d: dict[Any, Any], prefix: str, on_reject, active: set[int]) 
         cleaned = _clean_value(v, path, on_reject, active)
         if cleaned is not _SKIP:
             out[key] = redact_value(key, cleaned)
-    active.discard(id(d))
+    active.discard(ident)
     return out
 
 
@@ -79,7 +82,7 @@ def _clean_value(v: Any, path: str, on_reject, active: set[int]) -> Any:
         return v
     plain = to_plain(v)
     if isinstance(plain, dict):
-        return _clean_mapping(plain, path, on_reject, active)
+        return _clean_mapping(plain, path, on_reject, active, source=v)
     if isinstance(v, (list, tuple, set, frozenset)):
         if id(v) in active:
             on_reject(path, v, "the config contains a cycle")

@@ -36,8 +36,16 @@ class InertRun:
         self.summary = _NullMapping()
         self.config = _NullMapping()
 
-    log = log_summary = define_metric = log_table = log_image = alert = _noop
+    log_summary = define_metric = log_table = log_image = alert = _noop
     save = log_artifact = log_checkpoint = log_config_artifact = flush = finish = _noop
+
+    def log(self, metrics: Any = None, step: Any = None, commit: bool = True,
+            reduce: str | None = None) -> None:
+        """A no-op, except that it joins the all-reduce every rank must take part in."""
+        if reduce is not None and metrics:
+            from .distributed import all_reduce_metrics
+
+            all_reduce_metrics(metrics, reduce)
 
     def log_training_step(self, *args: Any, reduce: str | None = None, **kwargs: Any) -> None:
         return None

@@ -14,6 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .layout import ManifestError, hostname, read_manifest, resolve_run
 from .segment_reader import list_segments, read_from
 from .steps import is_step_metric, step_metric_of
@@ -177,6 +179,14 @@ class RunData:
         if beats and time.time() - max(beats) > STALE_AFTER:
             return "crashed"
         return "running"
+
+    @cached_property
+    def wandb(self) -> dict[str, Any]:
+        """The W&B sink's status (mode, run_dirs, state), written by the sidecar."""
+        try:
+            return orjson.loads((self.dir / "sinks" / "wandb.json").read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return {}
 
     @property
     def last_step(self) -> Any:

@@ -25,11 +25,13 @@ def encode(record: dict[str, Any]) -> bytes:
     return _dumps(record) + _NL
 
 
-def encode_row(x: int, t: float, values: dict[str, Any]) -> bytes:
+def encode_row(x: int, t: float, values: dict[str, Any],
+               reported: set[str] | None = None) -> bytes:
     """Encode a row handed over raw by the training thread's fast path.
 
     The fast path checked types only; non-finite floats and integers beyond 64 bits are
-    caught here, on the writer thread, where they cost nothing in the common case.
+    caught here, on the writer thread, where they cost nothing in the common case. A key
+    in `reported` already has its `rejected` event and gets no second one.
     """
     rec: dict[str, Any] = {"k": "row", "t": t, "x": x, "v": values}
     total = sum(values.values())
@@ -42,9 +44,12 @@ def encode_row(x: int, t: float, values: dict[str, Any]) -> bytes:
     except (orjson.JSONEncodeError, TypeError):
         bad = [k for k, v in rec["v"].items() if isinstance(v, int) and not -(2**63) <= v < 2**64]
         rec["v"] = {k: v for k, v in rec["v"].items() if k not in bad}
+        if reported is None:
+            reported = set()
         note = b"".join(encode(event("rejected", key=k, value_type="int", site="<writer>",
                                      reason="the integer does not fit in 64 bits"))
-                        for k in bad)
+                        for k in bad if k not in reported)
+        reported.update(bad)
         return note + _dumps(rec) + _NL
 
 

@@ -66,8 +66,9 @@ class Run:
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
-        self._fast_keys: Any = None
-        self._fast_plan: tuple[str, ...] = ()
+        # (key set, step metrics to stamp) of the fast path, swapped as one object so a
+        # thread never pairs one key set with another's plan.
+        self._fast: tuple[Any, tuple[str, ...]] = (None, ())
         self._finished = False
         self._failed = False
         self._media_counter = 0
@@ -83,20 +84,24 @@ class Run:
             from .distributed import all_reduce_metrics
 
             metrics = all_reduce_metrics(metrics, reduce)
+            if self.role.startswith("rank"):
+                return  # every rank reduced; rank 0 alone records the result
         # Fast path: the same keys as the last fast row, plain int/float values, auto step.
         # It costs a few microseconds; the writer thread encodes the row.
         if step is None and commit and self._pending is None:
+            fast_keys, plan = self._fast
             try:
-                same = metrics.keys() == self._fast_keys
+                same = metrics.keys() == fast_keys
             except AttributeError:
                 same = False
-            if (same or self._learn_fast(metrics)) and _NUMERIC.issuperset(
-                    map(type, metrics.values())):
+            if not same:
+                plan = self._learn_fast(metrics)
+            if plan is not None and _NUMERIC.issuperset(map(type, metrics.values())):
                 values = dict(metrics)
                 self._acquire()
                 x = self._step
                 last = self._steps.last
-                for sk in self._fast_plan:
+                for sk in plan:
                     if last.get(sk, x) > x:
                         break
                     values[sk] = last[sk] = x
@@ -108,19 +113,22 @@ class Run:
                 self._release()
         self._log_slow(metrics, step, commit)
 
-    def _learn_fast(self, metrics: Any) -> bool:
-        """Admit a key set to the fast path: valid keys, no user-given step metric."""
-        if self._prefix or not isinstance(metrics, dict) or not metrics:
-            return False
+    def _learn_fast(self, metrics: Any) -> tuple[str, ...] | None:
+        """Admit a key set to the fast path: valid keys, no user-given step metric.
+
+        Returns the step metrics to stamp, or None. Strict runs stay on the slow path: the
+        fast path leaves the 64-bit check to the writer thread, which cannot raise.
+        """
+        if self.strict or self._prefix or not isinstance(metrics, dict) or not metrics:
+            return None
         known = self._known
         if not known.issuperset(metrics):
-            return False
+            return None
         plan = tuple(dict.fromkeys(step_metric_of(k) for k in metrics))
         if any(sk in metrics for sk in plan):
-            return False
-        self._fast_keys = dict.fromkeys(metrics).keys()
-        self._fast_plan = plan
-        return True
+            return None
+        self._fast = (dict.fromkeys(metrics).keys(), plan)
+        return plan
 
     def _log_slow(self, metrics: Any, step: Any, commit: bool) -> None:
         if self._finished:
@@ -221,6 +229,7 @@ class Run:
         if count:
             return
         site = user_site()
+        self._writer.rejected_keys.add(label)
         self._append(records.encode(records.event(
             "rejected", key=label[:500], value_type=type(value).__name__, reason=reason, site=site)))
         warnings.warn(f"steadyrun: skipped {label!r} ({type(value).__name__}): {reason} "

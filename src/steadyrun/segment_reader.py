@@ -61,8 +61,13 @@ def parse_lines(body: bytes) -> tuple[list[dict[str, Any]], int]:
         try:
             rec = orjson.loads(line)
         except orjson.JSONDecodeError:
-            # A torn write can glue a half record to the next one; keep what follows it.
+            # A torn write can glue a half record to the next one: the half is lost and
+            # counted, what follows it is kept.
+            bad += 1
             rec = _salvage(line)
+            if type(rec) is dict:
+                out.append(rec)
+            continue
         if type(rec) is dict:
             out.append(rec)
         else:

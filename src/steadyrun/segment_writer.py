@@ -39,6 +39,8 @@ class SegmentWriter:
         self._wake = threading.Event()
         self._on_beat = on_beat
         self.bytes_written = 0
+        # Keys whose `rejected` event is already in this segment: one event per key.
+        self.rejected_keys: set[str] = set()
         self._thread = threading.Thread(target=self._loop, name="steadyrun-writer", daemon=True)
         self._thread.start()
 
@@ -58,7 +60,8 @@ class SegmentWriter:
             q = self._queue
             n = len(q)
             if n:
-                chunk = b"".join([encode_row(*it) if type(it) is tuple else it
+                rejected = self.rejected_keys
+                chunk = b"".join([encode_row(*it, rejected) if type(it) is tuple else it
                                   for it in [q.popleft() for _ in range(n)]])
                 rest = self._write(chunk)
                 if rest:
