@@ -120,14 +120,16 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     manifest: dict[str, Any] = {}
     steps: dict[str, Any] = {}
     global_step = 0
-    if resume_state is not None:
-        steps = dict(resume_state.get("steps") or {})
-        global_step = int(resume_state.get("global_step") or 0)
-    elif resumed:
+    if resumed:
         from .reader import open_run
 
+        # Regressions are judged against what the run really holds, so a rollback to an
+        # older checkpoint re-logs its steps with step_regression events, never silently.
         prior = open_run(rdir)
         steps, global_step = prior.last_steps, prior.next_global_step
+    if resume_state is not None:
+        steps = {**dict(resume_state.get("steps") or {}), **steps}
+        global_step = int(resume_state.get("global_step") or 0)
     if resumed:
         try:
             manifest = read_manifest(rdir)

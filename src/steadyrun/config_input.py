@@ -19,15 +19,15 @@ _SCALARS = (str, int, float, bool, type(None))
 
 def to_plain(obj: Any) -> Any:
     """Unwrap the structured config types into dicts, without importing their libraries."""
+    tname = type(obj).__module__ or ""
+    if tname.startswith("omegaconf"):  # before Mapping: DictConfig is one, but shallow
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(obj, resolve=True)
     if isinstance(obj, Mapping):
         return dict(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    tname = type(obj).__module__
-    if tname.startswith("omegaconf"):
-        from omegaconf import OmegaConf
-
-        return OmegaConf.to_container(obj, resolve=True)
     if hasattr(obj, "model_dump") and callable(obj.model_dump):  # pydantic v2
         return obj.model_dump(mode="json")
     if hasattr(obj, "dict") and tname.startswith("pydantic"):  # pydantic v1
@@ -83,12 +83,13 @@ def _clean_value(v: Any, path: str, on_reject, active: set[int]) -> Any:
     plain = to_plain(v)
     if isinstance(plain, dict):
         return _clean_mapping(plain, path, on_reject, active, source=v)
-    if isinstance(v, (list, tuple, set, frozenset)):
+    if isinstance(plain, (list, tuple, set, frozenset)):  # an OmegaConf ListConfig too
         if id(v) in active:
             on_reject(path, v, "the config contains a cycle")
             return _SKIP
         active.add(id(v))
-        items = [_clean_value(x, f"{path}[{i}]", on_reject, active) for i, x in enumerate(v)]
+        items = [_clean_value(x, f"{path}[{i}]", on_reject, active)
+                 for i, x in enumerate(plain)]
         active.discard(id(v))
         return [x for x in items if x is not _SKIP]
     tmod = type(v).__module__ or ""
@@ -112,7 +113,11 @@ class RunMapping(MutableMapping[str, Any]):
     def update(self, other: Any = None, /, **kwargs: Any) -> None:  # type: ignore[override]
         data = to_plain(other) if other is not None else {}
         if not isinstance(data, Mapping):
-            data = dict(data)
+            try:
+                data = dict(data)  # key-value pairs, as dict.update takes them
+            except (TypeError, ValueError):
+                self._on_update(data)  # bad input: the run rejects it, never a crash
+                return
         merged = {**data, **kwargs}
         if merged:
             accepted = self._on_update(merged)

@@ -119,7 +119,8 @@ class Run:
         Returns the step metrics to stamp, or None. Strict runs stay on the slow path: the
         fast path leaves the 64-bit check to the writer thread, which cannot raise.
         """
-        if self.strict or self._prefix or not isinstance(metrics, dict) or not metrics:
+        if self.strict or self._finished or self._prefix or not isinstance(metrics, dict) \
+                or not metrics:
             return None
         known = self._known
         if not known.issuperset(metrics):
@@ -237,7 +238,11 @@ class Run:
                       SteadyrunWarning, stacklevel=user_stacklevel())
 
     # ------------------------------------------------------------------ summary, config
-    def _on_summary(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _on_summary(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            self._bad("<summary>", data, f"summary takes a mapping of key to value, got "
+                                         f"{type(data).__name__}")
+            return {}
         accepted: dict[str, Any] = {}
         nf: dict[str, str] = {}
         for k, v in data.items():
@@ -389,6 +394,7 @@ class Run:
                     self._append(records.encode(records.event("rejected_count", key=key, count=n)))
             self._append(records.encode(records.closed(exit_code, state)))
             self._finished = True
+            self._fast = (None, ())  # later log() calls take the slow path, which refuses them
         self._writer.close()
         if self.role == "owner":
             update_manifest(self.dir, state=state, exit_code=exit_code, finished_at=time.time(),

@@ -9,8 +9,11 @@ has closed its segment and every other writer is closed or gone, or when the own
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +32,7 @@ class Sink(Protocol):
 
     def open(self, manifest: dict[str, Any], first_step: int) -> None: ...
     def recorded_max_step(self) -> int | None: ...
+    def settled(self) -> bool: ...
     def ship(self, rec: dict[str, Any], step: int | None) -> None: ...
     def close(self, exit_code: int, state: str) -> None: ...
 
@@ -160,6 +164,21 @@ class Shipper:
         return total
 
     def run(self) -> Outcome:
+        """Ship under the sink's lock: two shippers on one cursor would duplicate rows.
+
+        The sidecar waits for a previous one (a crash then a quick resume); a one-off
+        sync on a run whose sidecar is still shipping leaves it to the sidecar.
+        """
+        with _exclusive(sinks_dir(self.rdir) / f"{self.sink.name}.lock", wait=self.follow) as held:
+            if not held:
+                return Outcome(0, self.cursor.rows, "busy", 0, self._torn)
+            self.cursor = Cursor.load(self.cursor.path)  # the previous holder moved it
+            return self._run_locked()
+
+    def _run_locked(self) -> Outcome:
+        if not self.follow and not self.cursor.journal and self._pending_bytes() == 0 \
+                and self.sink.settled():
+            return Outcome(0, self.cursor.rows, "up-to-date", 0, self._torn)
         try:
             manifest = read_manifest(self.rdir)
         except Exception:
@@ -236,3 +255,17 @@ class Shipper:
         if owner is not None and self._alive(owner) and not self.follow:
             return "partial", 0
         return "crashed", 255
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path, wait: bool) -> Iterator[bool]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

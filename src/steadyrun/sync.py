@@ -57,6 +57,10 @@ def _sync_once(rdir: Path, mode: str, quiet: bool) -> int:
         outcome = Shipper(rdir, sink, follow=False, progress=progress).run()
         bar.update(task, description=f"{outcome.rows} rows shipped now, {outcome.total_rows} "
                                      f"in all; run {outcome.state}", total=1, completed=1)
+    if outcome.state == "busy":
+        print(f"steadyrun: run {rdir.name} is being shipped by its sidecar right now; "
+              f"nothing to do (run sync again once it has finished)", file=sys.stderr)
+        return 0
     if not quiet:
         print(f"steadyrun: run {rdir.name}: {outcome.rows} new rows shipped to W&B {chosen} "
               f"({outcome.total_rows} in all), state {outcome.state}", file=sys.stderr)

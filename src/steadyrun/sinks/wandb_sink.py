@@ -84,7 +84,7 @@ class WandbSink:
             x_transaction_log_flush_interval=1.0,
             x_disable_stats=stats_pid is None, **({"x_stats_pid": stats_pid} if stats_pid else {}),
         )
-        self.status(mode=self.mode, state="starting", run_id=self._run_id)
+        self.status(mode=self.mode, state="starting", run_id=self._run_id, finished=False)
         self.run = wandb.init(
             id=self._run_id, project=manifest.get("project"), entity=manifest.get("entity"),
             name=manifest.get("name"), group=manifest.get("group"),
@@ -101,6 +101,14 @@ class WandbSink:
         if run_dir not in dirs:
             dirs.append(run_dir)
         self.status(mode=self.mode, state="shipping", run_dirs=dirs, pid=os.getpid())
+
+    def settled(self) -> bool:
+        """The W&B run was finished after the last record shipped: nothing to redo."""
+        try:
+            data = orjson.loads((sinks_dir(self.rdir) / "wandb.json").read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return False
+        return bool(data.get("finished"))
 
     def recorded_max_step(self) -> int | None:
         """The highest `_step` W&B's own transaction logs hold for this run id."""
