@@ -124,6 +124,10 @@ def ship(rdir: Path, wandb_mode: str, *, follow: bool, owner_pid: int | None,
     from .shipper import Shipper
     from .sinks.wandb_sink import WandbSink
 
+    if wandb_mode == "online":
+        from .sinks.wandb_upload import upload_offline_dirs
+
+        upload_offline_dirs(rdir)  # earlier offline pieces first: steps must only increase
     sink = WandbSink(rdir, wandb_mode, owner_pid=owner_pid, init_timeout=ONLINE_INIT_BOUND,
                      teardown=not in_thread)
     return Shipper(rdir, sink, follow=follow, owner_pid=owner_pid, progress=progress).run()

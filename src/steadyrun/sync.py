@@ -46,6 +46,10 @@ def _sync_once(rdir: Path, mode: str, quiet: bool) -> int:
     chosen, why = choose(mode)
     if chosen == "offline" and mode != "offline":
         offline_note(rdir.name, why)
+    if chosen == "online":
+        from .sinks.wandb_upload import upload_offline_dirs
+
+        upload_offline_dirs(rdir)  # earlier offline pieces first: steps must only increase
     sink = WandbSink(rdir, chosen)
     with Progress(TextColumn(f"sync {rdir.name}"), BarColumn(), TextColumn("{task.description}"),
                   disable=quiet, transient=False) as bar:
