@@ -253,6 +253,39 @@ def _install_exit_hooks() -> None:
 
     sys.excepthook = excepthook
     atexit.register(_finish_all)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    _install_sigterm()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker) must never write into its parent's segment."""
+    for run in list(_active):
+        run._detach_after_fork()
+    _active.clear()
+
+
+def _install_sigterm() -> None:
+    """SLURM and Kubernetes stop jobs with SIGTERM: finish the runs, then die as asked.
+
+    Installed only where nobody else handles SIGTERM, and only from the main thread.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        for run in list(_active):
+            try:
+                run.finish(exit_code=128 + signum, timeout=10.0)
+            except Exception as exc:
+                print(f"steadyrun: could not finish run {run.id}: {exc}", file=sys.stderr)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _finish_all() -> None:

@@ -133,6 +133,8 @@ class Run:
 
     def _log_slow(self, metrics: Any, step: Any, commit: bool) -> None:
         if self._finished:
+            if getattr(self, "_forked", False):
+                return
             self._bad("log", None, "the run is finished; log() after finish() is ignored",
                       RuntimeError)
             return
@@ -405,6 +407,14 @@ class Run:
 
         api._forget(self)
 
+    def _detach_after_fork(self) -> None:
+        """In a forked child: drop every call; the parent's writer owns the segment."""
+        self._append = _drop
+        self._writer = _ForkedWriter()
+        self._sidecar = None
+        self._finished = True
+        self._forked = True
+
     def __enter__(self) -> Run:
         return self
 
@@ -416,6 +426,21 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<steadyrun.Run {self.id} {self.role} at {self.dir}>"
+
+
+def _drop(item: Any) -> None:
+    return None
+
+
+class _ForkedWriter:
+    def append(self, item: Any) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 def _table_cell(obj: Any) -> Any:

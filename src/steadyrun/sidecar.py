@@ -102,6 +102,13 @@ class SidecarHandle:
                   f"in the background ({where}); `steadyrun sync {self.run.id}` completes it "
                   f"at any time. Nothing is lost: the local log holds every record.",
                   file=sys.stderr)
+            return
+        status = _status(self.run.dir)
+        dirs = status.get("run_dirs") or []
+        if status.get("mode") == "offline" and dirs:
+            print(f"steadyrun: run {self.run.id} is in W&B offline files ({dirs[-1]}); view "
+                  f"with `wandb leet {dirs[-1]}`, upload with `steadyrun sync {self.run.id}`",
+                  file=sys.stderr)
 
 
 def start_sidecar(run: Any, how: str = "process", finish_timeout: float = 60.0) -> SidecarHandle:

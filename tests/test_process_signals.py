@@ -1,0 +1,64 @@
+"""Fork and SIGTERM: the two ways a training process usually ends up in trouble."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import steadyrun
+
+FORKER = """
+import os, steadyrun
+run = steadyrun.init(mode="local")
+run.log({"parent/x": 1.0})
+pid = os.fork()
+if pid == 0:                      # a DataLoader-style worker
+    run.log({"child/x": 2.0})
+    run.finish()
+    os._exit(0)
+os.waitpid(pid, 0)
+run.log({"parent/x": 3.0})
+run.finish()
+print(run.id)
+"""
+
+
+def test_forked_child_never_writes_into_the_parents_segment(sr_root: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", FORKER], capture_output=True, text=True,
+                         check=True, env=os.environ.copy()).stdout.strip()
+    data = steadyrun.open_run(out)
+    assert [v for _, v in data.column("parent/x")] == [1.0, 3.0]
+    assert data.column("child/x") == []
+    assert [r["k"] for r in data.records].count("close") == 1
+    assert data.state == "finished" and data.torn == 0
+
+
+SLEEPER = """
+import time, steadyrun
+run = steadyrun.init(mode="local")
+print(run.id, flush=True)
+i = 0
+while True:
+    run.log({"train/v": float(i)})
+    i += 1
+    time.sleep(0.001)
+"""
+
+
+def test_sigterm_finishes_the_run_and_keeps_every_row(sr_root: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPER], stdout=subprocess.PIPE, text=True,
+                            env=os.environ.copy())
+    assert proc.stdout is not None
+    rid = proc.stdout.readline().strip()
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM  # it still dies of SIGTERM, as asked
+    data = steadyrun.open_run(rid)
+    values = [v for _, v in data.column("train/v")]
+    assert values and values == [float(i) for i in range(len(values))]
+    assert data.state == "failed" and data.manifest["exit_code"] == 128 + signal.SIGTERM
+    assert data.torn == 0
