@@ -1,0 +1,212 @@
+"""The chunk layer: file header, 32 KiB blocks, chunk reassembly, protobuf records."""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from wandb.proto.wandb_internal_pb2 import Record
+
+
+FILE_HEADER = struct.Struct("<4sHB")
+CHUNK_HEADER = struct.Struct("<IHB")
+HEADER_LEN = 7
+BLOCK_SIZE = 32 * 1024
+HEADER_IDENT = b":W&B"
+HEADER_MAGIC = 0xBEE1
+HEADER_VERSION = 0
+
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+# CRC-32 of the single type byte, used as the starting value so that the
+# checksum covers ``type || payload`` exactly like wandb's writers do.
+_TYPE_CRC = {t: zlib.crc32(bytes([t])) for t in (FULL, FIRST, MIDDLE, LAST)}
+
+
+
+@dataclass
+class ScanStats:
+    """Counters filled in while scanning, so damage is visible but not fatal.
+
+    ``torn`` counts records that could not be recovered (a torn tail, a chunk
+    with a bad checksum or impossible length, a record cut off by corruption,
+    or a payload protobuf could not parse).  ``problems`` keeps a short text per
+    incident for debugging.
+    """
+
+    records: int = 0
+    torn: int = 0
+    bytes_read: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def _tear(self, path: Path, offset: int, why: str) -> None:
+        self.torn += 1
+        if len(self.problems) < 100:
+            self.problems.append(f"{path}@{offset}: {why}")
+
+
+def _check_file_header(path: Path, head: bytes) -> bool:
+    """Return False if the header is still being written; raise if it is not W&B's.
+
+    A header shorter than 7 bytes that matches so far means the writer has
+    just created the file; that is "no records yet", not an error.
+    """
+    expected = FILE_HEADER.pack(HEADER_IDENT, HEADER_MAGIC, HEADER_VERSION)
+    if len(head) < HEADER_LEN:
+        if expected.startswith(head):
+            return False
+        raise ValueError(f"{path}: not a W&B transaction log (bad header {head!r})")
+    ident, magic, version = FILE_HEADER.unpack(head[:HEADER_LEN])
+    if ident != HEADER_IDENT or magic != HEADER_MAGIC:
+        raise ValueError(f"{path}: not a W&B transaction log (bad header {head[:7]!r})")
+    if version != HEADER_VERSION:
+        raise ValueError(f"{path}: unsupported W&B transaction log version {version}")
+    return True
+
+
+def iter_payloads(
+    path: str | os.PathLike[str],
+    stats: ScanStats | None = None,
+    *,
+    verify_crc: bool = True,
+) -> Iterator[bytes]:
+    """Yield the raw reassembled record payloads of one ``.wandb`` file.
+
+    Kept separate from :func:`iter_records` so the block/chunk logic can be
+    used (and tested) without importing wandb.  Recovery follows LevelDB's
+    reader: after a bad chunk the rest of its block is skipped and reading
+    resumes at the next FULL/FIRST chunk, so one flipped byte costs one record
+    rather than the rest of the run.
+    """
+    p = Path(path)
+    st = stats if stats is not None else ScanStats()
+    partial: list[bytes] | None = None  # chunks of a FIRST..LAST record
+    partial_at = 0
+    recovering = False  # skipping continuation chunks after damage
+    with open(p, "rb") as fh:
+        block_no = 0
+        while True:
+            block = fh.read(BLOCK_SIZE)
+            n = len(block)
+            st.bytes_read += n
+            pos = 0
+            if block_no == 0:
+                if not _check_file_header(p, block[:HEADER_LEN]):
+                    return
+                pos = HEADER_LEN
+            base = block_no * BLOCK_SIZE
+            damaged = False
+            while pos + HEADER_LEN <= n:
+                checksum, length, ctype = CHUNK_HEADER.unpack_from(block, pos)
+                at = base + pos
+                if checksum == 0 and length == 0 and ctype == 0:
+                    # Zeroed rest of block (preallocated or padded): skip it.
+                    if partial is not None:
+                        st._tear(p, at, "zeroed block inside a multi-chunk record")
+                        partial, recovering = None, True
+                    damaged = True
+                    break
+                end = pos + HEADER_LEN + length
+                if end > n:
+                    if n < BLOCK_SIZE:
+                        why = "truncated chunk at end of file (torn tail)"
+                    else:
+                        why = "chunk length overflows block"
+                    if partial is not None:
+                        partial = None
+                        why += " inside a multi-chunk record"
+                    st._tear(p, at, why)
+                    recovering = damaged = True
+                    break
+                data = block[pos + HEADER_LEN : end]
+                if ctype not in _TYPE_CRC or (
+                    verify_crc and zlib.crc32(data, _TYPE_CRC[ctype]) != checksum
+                ):
+                    why = "bad chunk type" if ctype not in _TYPE_CRC else "checksum mismatch"
+                    st._tear(p, at, why)
+                    partial, recovering, damaged = None, True, True
+                    break
+                pos = end
+                if ctype == FULL or ctype == FIRST:
+                    if partial is not None:
+                        st._tear(p, partial_at, "multi-chunk record without LAST chunk")
+                    recovering = False
+                    if ctype == FULL:
+                        partial = None
+                        st.records += 1
+                        yield data
+                    else:
+                        partial, partial_at = [data], at
+                elif partial is None:
+                    # MIDDLE/LAST with no FIRST: the remains of a record we
+                    # already counted as damaged, or an orphan of its own.
+                    if not recovering:
+                        st._tear(p, at, "continuation chunk without FIRST chunk")
+                        recovering = True
+                elif ctype == MIDDLE:
+                    partial.append(data)
+                else:  # LAST
+                    payload = b"".join(partial)
+                    payload += data
+                    partial = None
+                    st.records += 1
+                    yield payload
+            if n < BLOCK_SIZE:
+                tail = b"" if damaged else block[pos:]
+                if tail.strip(b"\x00"):
+                    st._tear(p, base + pos, "truncated chunk header at end of file (torn tail)")
+                    partial = None
+                break
+            block_no += 1
+    if partial is not None:
+        st._tear(p, partial_at, "file ends inside a multi-chunk record (torn tail)")
+
+
+def _record_class() -> type[Record]:
+    """Import wandb's protobuf lazily; importing wandb runs its whole __init__."""
+    from wandb.proto import wandb_internal_pb2
+
+    return wandb_internal_pb2.Record
+
+
+def iter_records(
+    path: str | os.PathLike[str],
+    stats: ScanStats | None = None,
+    *,
+    verify_crc: bool = True,
+) -> Iterator[Record]:
+    """Yield each ``Record`` of one ``.wandb`` file, lazily and in write order.
+
+    Streaming keeps memory flat for long runs; damaged records are skipped and
+    counted in ``stats.torn`` so a crashed run can still be inspected.
+    """
+    from google.protobuf.message import DecodeError
+
+    record_cls = _record_class()
+    st = stats if stats is not None else ScanStats()
+    for payload in iter_payloads(path, st, verify_crc=verify_crc):
+        rec = record_cls()
+        try:
+            rec.ParseFromString(payload)
+        except DecodeError as exc:
+            st.records -= 1
+            st._tear(Path(path), -1, f"protobuf decode failed: {exc}")
+            continue
+        yield rec
+
+
+def has_exit_record(path: str | os.PathLike[str]) -> bool:
+    """Whether the run wrote its RunExitRecord, i.e. ``finish()`` got through."""
+    return any(rec.WhichOneof("record_type") == "exit" for rec in iter_records(path))
+
+
+# --------------------------------------------------------------------------
+# Locating files
+
+
