@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .cursor import Cursor
-from .layout import read_manifest, sinks_dir
+from .layout import hostname, read_manifest, sinks_dir
 from .reader import STALE_AFTER, _pid_alive
 from .segment_reader import list_segments, read_from
 
@@ -216,16 +216,16 @@ class Shipper:
             beat = path.with_suffix(".beat")
             fresh = beat.exists() and time.time() - beat.stat().st_mtime < STALE_AFTER
             out.append({"name": path.stem, "role": first.get("role"), "pid": first.get("pid"),
-                        "close": close, "fresh": fresh})
+                        "host": first.get("host"), "close": close, "fresh": fresh})
         return out
 
     def _alive(self, seg: dict[str, Any]) -> bool:
         if seg["close"] is not None:
             return False
         pid = seg.get("pid")
-        if self.follow and pid and self.owner_pid is not None:
-            return _pid_alive(int(pid))  # same host: the sidecar is spawned by the owner
-        return seg["fresh"]
+        if pid and seg.get("host") == hostname():
+            return _pid_alive(int(pid))
+        return seg["fresh"]  # another node's writer: judged by its heartbeat
 
     def _writers_done(self) -> tuple[bool, str]:
         segs = self._segment_states()
