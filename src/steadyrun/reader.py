@@ -104,6 +104,11 @@ class RunData:
         return out
 
     @property
+    def metadata(self) -> dict[str, Any]:
+        """What `init(metadata=True)` recorded: git, host, command line, seeds, versions."""
+        return self.config.get("steadyrun") or {}
+
+    @property
     def events(self) -> list[dict[str, Any]]:
         return self._of("event")
 
@@ -173,8 +178,9 @@ class RunData:
             return state
         owner = self.manifest.get("owner") or {}
         if owner.get("host") == hostname() and owner.get("pid"):
-            if not _pid_alive(int(owner["pid"])):
-                return "crashed"
+            # Same host: the pid decides. A live process whose heartbeat is late (a long
+            # C call holding the GIL) is still running.
+            return "running" if _pid_alive(int(owner["pid"])) else "crashed"
         beats = [p.stat().st_mtime for p in (self.dir / "segments").glob("owner-*.beat")]
         if beats and time.time() - max(beats) > STALE_AFTER:
             return "crashed"
