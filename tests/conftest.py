@@ -29,6 +29,9 @@ def sr_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("STEADYRUN_DIR", str(tmp_path))
     for var in _STEADYRUN_ENV + _RANK_ENV:
         monkeypatch.delenv(var, raising=False)
+    # No git/host metadata by default: tests compare configs and files exactly, and the
+    # working tree may be a dirty checkout. Metadata tests pass metadata=True.
+    monkeypatch.setenv("STEADYRUN_METADATA", "0")
     return tmp_path
 
 
