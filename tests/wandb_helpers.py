@@ -14,7 +14,6 @@ puts tests/ on sys.path, with or without xdist.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -225,11 +224,5 @@ def assert_once(log: wandb_txlog.TxLog, key: str, expected: Iterable[Any]) -> No
 
 def assert_steps_strictly_increase(log: wandb_txlog.TxLog) -> None:
     steps = [row["_step"] for row in log.history]
-    assert all(b > a for a, b in zip(steps, steps[1:])), f"_step not increasing: {steps}"
-
-
-def kill_quietly(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    bad = [(a, b) for a, b in zip(steps, steps[1:], strict=False) if b <= a]
+    assert not bad, f"_step does not increase at {bad[:10]}"

@@ -70,10 +70,25 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
          resume: str | Mapping[str, Any] | None = None, strict: bool | None = None,
          all_ranks: bool = False, log_interval: int = 10, gpu_stats_interval: int = 100,
          sidecar: str = "process", finish_timeout: float = 60.0,
+         metadata: bool | None = None, required_tags: Sequence[str] | None = None,
          **_unknown: Any) -> Run | InertRun:
-    """Start or join the pipeline's run. See DESIGN.md section 2 for every argument."""
+    """Start or join the pipeline's run. See DESIGN.md section 2 for every argument.
+
+    `metadata` (default on; `STEADYRUN_METADATA=0` turns the default off) records git,
+    host, command line, seeds, SLURM and versions under the config key `steadyrun`.
+    `required_tags` refuses, with a ValueError naming them, a run missing any of them.
+    """
     if _unknown:
         raise TypeError(f"steadyrun.init() got unknown arguments: {', '.join(_unknown)}")
+    if required_tags:
+        from .cli_args import check_required_tags
+
+        check_required_tags(_tags(tags), list(required_tags))
+    for label, every in (("log_interval", log_interval),
+                         ("gpu_stats_interval", gpu_stats_interval)):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"steadyrun.init: {label} must be a whole number >= 1, "
+                             f"got {every!r}")
     mode = resolve_mode(mode)
     strict_ = resolve_strict(strict)
     if mode == "disabled":
@@ -88,16 +103,18 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
 
     ctx = load_context_from_env()
     if ctx is not None:
-        return _join(ctx, role="child", name=name, job_type=job_type, strict=strict_,
-                     config=config, key_prefix="")
+        return _intervals(_join(ctx, role="child", name=name, job_type=job_type,
+                                strict=strict_, config=config, key_prefix=""),
+                          log_interval, gpu_stats_interval)
     if rank != 0:
         from .distributed import shared_run_id
 
         run_id = shared_run_id(None)
         rdir = root_dir(dir) / "runs" / run_id
         ctx = {"run_id": run_id, "dir": str(rdir), "mode": mode}
-        return _join(ctx, role=f"rank{rank}", name=name, job_type=job_type, strict=strict_,
-                     config=None, key_prefix=f"rank{rank}/")
+        return _intervals(_join(ctx, role=f"rank{rank}", name=name, job_type=job_type,
+                                strict=strict_, config=None, key_prefix=f"rank{rank}/"),
+                          log_interval, gpu_stats_interval)
 
     resume_state: Mapping[str, Any] | None = None
     if isinstance(resume, Mapping):
@@ -114,9 +131,10 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     if not is_run_id(run_id):
         raise ValueError(f"steadyrun: run id {run_id!r} must be 8 characters of [a-z0-9]")
 
-    rdir = root_dir(dir) / "runs" / run_id
+    rdir, fallback_from = _writable_run_dir(root_dir(dir), run_id, strict_)
+    if rdir is None:
+        return InertRun(reason="no writable folder")
     resumed = (rdir / "run.json").exists()
-    make_run_dirs(rdir)
     manifest: dict[str, Any] = {}
     steps: dict[str, Any] = {}
     global_step = 0
@@ -133,8 +151,13 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     if resumed:
         try:
             manifest = read_manifest(rdir)
-        except ManifestError:
-            manifest = {}
+        except ManifestError as exc:
+            manifest = {"manifest_error": str(exc)}
+        if manifest.get("manifest_error"):
+            # Resuming rewrites run.json; what could not be read is said, never silently lost.
+            print(f"steadyrun: resuming run {run_id}: {manifest.pop('manifest_error')}; "
+                  f"run.json is written anew (steps and rows come from the segments)",
+                  file=sys.stderr)
         # Written again at finish; a stale copy would mislead the next resume after a crash.
         manifest.pop("global_step", None)
         manifest.pop("last_steps", None)
@@ -151,19 +174,108 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         "owner": {"pid": os.getpid(), "host": hostname(), "started_at": time.time()},
         "resumes": manifest.get("resumes", -1) + 1 if resumed else 0,
     })
+    if fallback_from is not None:
+        manifest["fallback_from"] = fallback_from
     atomic_write_json(rdir / "run.json", manifest)
 
     run = _start(rdir, run_id, manifest, role="owner", mode=mode, strict=strict_, steps=steps,
                  global_step=global_step, key_prefix="", name=manifest["name"],
                  job_type=manifest["job_type"])
+    _intervals(run, log_interval, gpu_stats_interval)
     if config is not None:
         run.config.update(config)
+    if _metadata_on(metadata):
+        from .metadata import start as start_metadata
+
+        run._metadata = start_metadata(run)  # a background thread: git never delays init
     if mode in ("auto", "online", "offline"):
         from .sidecar import start_sidecar
 
         run._sidecar = start_sidecar(run, how=sidecar, finish_timeout=finish_timeout)
         run._heartbeat.callbacks.append(run._sidecar.check)
     return run
+
+
+def _writable_run_dir(root: Path, run_id: str, strict: bool
+                      ) -> tuple[Path | None, str | None]:
+    """The run's folder, created and proven writable; elsewhere when it cannot be.
+
+    A read-only, full or foreign root must not kill training: by default the run goes to
+    a private fallback root (`$XDG_CACHE_HOME/steadyrun`, else `~/.cache/steadyrun`, else
+    `<tmp>/steadyrun-<uid>`), with one line on stderr saying where, and run.json keeps the
+    root it was meant for (`fallback_from`). Strict mode raises a clear OSError instead.
+    Only when no folder at all can be written does the run record nothing, and stderr
+    says so. Returns (folder or None, the refused root when a fallback was used).
+    """
+    rdir = root / "runs" / run_id
+    try:
+        _prove_writable(rdir)
+        return rdir, None
+    except OSError as exc:
+        refused = exc
+    if strict:
+        raise type(refused)(refused.errno, f"steadyrun: cannot write the run folder {rdir} "
+                                           f"({refused.strerror or refused}); point "
+                                           f"STEADYRUN_DIR or dir= at a writable folder "
+                                           f"(without strict, the run would go to a "
+                                           f"private fallback folder)") from refused
+    tried = [f"{rdir}: {refused}"]
+    for fallback in _fallback_roots():
+        frdir = fallback / "runs" / run_id
+        try:
+            _private_root(fallback)
+            _prove_writable(frdir)
+        except OSError as exc:
+            tried.append(f"{frdir}: {exc}")
+            continue
+        print(f"steadyrun: cannot write {rdir} ({refused}); run {run_id} is recorded in "
+              f"{frdir} instead. Training goes on. Read it with: steadyrun --dir "
+              f"{fallback} show {run_id}", file=sys.stderr)
+        return frdir, str(root)
+    print("steadyrun: no folder can be written, this run is NOT recorded:\n  "
+          + "\n  ".join(tried), file=sys.stderr)
+    return None, None
+
+
+def _fallback_roots() -> list[Path]:
+    import tempfile
+
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return [Path(cache) / "steadyrun", Path(tempfile.gettempdir()) / f"steadyrun-{uid}"]
+
+
+def _private_root(path: Path) -> None:
+    """Create `path` owner-only and refuse one that another user made or can write."""
+    import stat
+
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()) \
+            or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise PermissionError(13, "not a private folder of this user", str(path))
+
+
+def _prove_writable(rdir: Path) -> None:
+    """make_run_dirs, then create and remove a file where run.json and segments go."""
+    make_run_dirs(rdir)
+    for folder in (rdir, segments_dir(rdir)):
+        probe = folder / f".probe-{os.getpid()}-{secrets.token_hex(3)}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+
+
+def _intervals(run: Run, log_interval: int, gpu_stats_interval: int) -> Run:
+    run.log_interval = log_interval
+    run.gpu_stats_interval = gpu_stats_interval
+    return run
+
+
+def _metadata_on(metadata: bool | None) -> bool:
+    if metadata is not None:
+        return bool(metadata)
+    return os.environ.get("STEADYRUN_METADATA", "1").strip().lower() not in (
+        "0", "false", "no", "off")
 
 
 def _join(ctx: Mapping[str, Any], *, role: str, name: str | None, job_type: str | None,

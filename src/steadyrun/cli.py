@@ -94,6 +94,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     con.print(f"[bold]run {info['id']}[/] {info['name']}  project={info['project']}  "
               f"state={info['state']}  rows={info['rows']}  last step={info['last_step']}")
     con.print(f"folder: {info['dir']}")
+    if data.manifest.get("manifest_error"):
+        # run.json is damaged: say so, and that the rows come from the intact segments.
+        con.print(f"[yellow]warning[/] {data.manifest['manifest_error']}; the state and "
+                  f"rows shown come from the segments", markup=True, highlight=False)
     t = Table(title="history")
     t.add_column("namespace")
     t.add_column("rows", justify="right")

@@ -16,6 +16,7 @@ import orjson
 from .layout import atomic_write_bytes
 
 ENV = "STEADYRUN_CONTEXT"
+MAX_CONTEXT_BYTES = 64 * 1024
 
 
 class ContextError(RuntimeError):
@@ -46,10 +47,21 @@ def load_context_from_env() -> dict[str, Any] | None:
                            f"refusing to join a run that is not yours")
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ContextError(f"{ENV}={raw}: the file is writable by others; refusing it")
+    # A FIFO or device would block or never end; a context file is a few hundred bytes.
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_CONTEXT_BYTES:
+        raise ContextError(f"{ENV}={raw}: not a context file (a regular file of at most "
+                           f"{MAX_CONTEXT_BYTES} bytes); refusing it")
     try:
         data = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as exc:
         raise ContextError(f"{ENV}={raw}: the file is corrupt: {exc}") from None
     if not isinstance(data, dict) or not {"run_id", "dir"} <= data.keys():
         raise ContextError(f"{ENV}={raw}: the file is corrupt: missing run_id or dir")
+    from .layout import is_run_id
+
+    if not isinstance(data["run_id"], str) or not is_run_id(data["run_id"]) \
+            or not isinstance(data["dir"], str) or not os.path.isabs(data["dir"]) \
+            or not isinstance(data.get("mode", "local"), str):
+        raise ContextError(f"{ENV}={raw}: the file is corrupt: run_id, dir or mode has the "
+                           f"wrong form")
     return data

@@ -61,6 +61,16 @@ class Cursor:
         self.journal = [e for e in self.journal if e["t"] >= cutoff]
         self.save()
 
+    def committed(self, entry: dict[str, Any]) -> bool:
+        """Whether `commit` followed `begin` for `entry`: the offsets reached its end."""
+        return all(self.offsets.get(seg, 0) >= off for seg, off in entry["end"].items())
+
+    def complete(self) -> None:
+        """The sink holds every journaled batch: commit the last one if a crash skipped it."""
+        last = self.journal[-1] if self.journal else None
+        if last is not None and not self.committed(last):
+            self.commit(last["end"], last["first_step"] + last["steps"], last["rows"])
+
     def settle(self) -> None:
         """The sink has made everything durable (a finished W&B run): forget the journal."""
         self.journal = []
@@ -80,6 +90,8 @@ class Cursor:
         idx = self.journal.index(entry)
         dropped = self.journal[idx:]
         self.journal = self.journal[:idx]
+        # Only committed batches were counted; one a crash left uncommitted never was.
+        self.rows -= sum(e["rows"] for e in dropped if self.committed(e))
         reset: dict[str, int] = {}
         for e in dropped:  # each segment goes back to its earliest dropped start
             for seg, off in e["start"].items():
@@ -88,4 +100,3 @@ class Cursor:
                 reset.setdefault(seg, 0)
         self.offsets.update(reset)
         self.next_step = entry["first_step"]
-        self.rows -= sum(e["rows"] for e in dropped)

@@ -29,6 +29,8 @@ class InertRun:
     name = None
     role = "inert"
     step = 0
+    log_interval = 10
+    gpu_stats_interval = 100
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

@@ -90,7 +90,36 @@ def read_manifest(rdir: Path) -> dict[str, Any]:
         raise ManifestError(f"{path} is corrupt ({exc}); the segments are intact") from exc
     if not isinstance(data, dict):
         raise ManifestError(f"{path} is corrupt: expected an object")
+    bad = [k for k, types in _FIELD_TYPES.items()
+           if k in data and data[k] is not None and not _typed(data[k], types)]
+    if bad:
+        # Valid JSON with fields of the wrong type (a hand edit, a bad merge): drop them and
+        # say so, rather than let `tags: 5` or `owner: "x"` crash a reader or the sidecar.
+        for k in bad:
+            del data[k]
+        data["manifest_error"] = (f"{path}: fields of the wrong type were ignored: "
+                                  f"{', '.join(bad)}")
     return data
+
+
+_STR = (str,)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "id": _STR, "project": _STR, "entity": _STR, "name": _STR, "group": _STR,
+    "job_type": _STR, "notes": _STR, "mode": _STR, "state": _STR, "tags": (list,),
+    "owner": (dict,), "last_steps": (dict,), "global_step": (int,), "resumes": (int,),
+    "exit_code": (int,), "created_at": (int, float), "finished_at": (int, float),
+    "format": (int,),
+}
+
+
+def _typed(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return False
+    if not isinstance(value, types):
+        return False
+    if isinstance(value, list):
+        return all(isinstance(v, str) for v in value)
+    return True
 
 
 def update_manifest(rdir: Path, **fields: Any) -> dict[str, Any]:

@@ -11,13 +11,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from .layout import ManifestError, hostname, read_manifest, resolve_run
-from .segment_reader import list_segments, read_from
+from .segment_reader import gc_paused, list_segments, read_from
 from .steps import is_step_metric, step_metric_of
 from .values import restore_nonfinite
 
@@ -48,18 +49,25 @@ class RunData:
     def rows(self) -> list[dict[str, Any]]:
         """Every row, values restored (NaN and inf included), with `_x` its step."""
         out = []
-        for rec in self.records:
-            if rec["k"] == "row":
-                row = _restore(rec)
-                row["_x"] = rec["x"]
-                out.append(row)
+        append = out.append
+        with gc_paused():
+            for rec in self.records:
+                if rec["k"] == "row":
+                    row = _restore(rec) if "nf" in rec else rec["v"]
+                    row["_x"] = rec["x"]
+                    append(row)
         return out
 
     @cached_property
     def namespaces(self) -> list[str]:
         seen: dict[str, None] = {}
+        done: set[tuple[str, ...]] = set()
         for row in self.rows:
-            for k in row:
+            keys = tuple(row)
+            if keys in done:
+                continue
+            done.add(keys)
+            for k in keys:
                 if k != "_x":
                     seen[_ns(step_metric_of(k))] = None
         return list(seen)
@@ -69,15 +77,27 @@ class RunData:
 
         With no namespace, every row whole.
         """
+        out = []
+        append = out.append
         if namespace is None:
-            return [{k: v for k, v in r.items() if k != "_x"} for r in self.rows]
+            with gc_paused():
+                for r in self.rows:
+                    part = r.copy()
+                    del part["_x"]
+                    append(part)
+            return out
         ns = namespace.rstrip("/")
         step_key = f"{ns}/step" if ns else "step"
-        out = []
-        for row in self.rows:
-            part = {k: v for k, v in row.items() if k != "_x" and step_metric_of(k) == step_key}
-            if part:
-                out.append(part)
+        plans: dict[tuple[str, ...], tuple[str, ...]] = {}  # key set -> its keys in `ns`
+        with gc_paused():
+            for row in self.rows:
+                keys = tuple(row)
+                plan = plans.get(keys)
+                if plan is None:
+                    plan = plans[keys] = tuple(k for k in keys if k != "_x"
+                                               and step_metric_of(k) == step_key)
+                if plan:
+                    append({k: row[k] for k in plan})
         return out
 
     def column(self, key: str) -> list[tuple[Any, Any]]:
@@ -154,9 +174,15 @@ class RunData:
     @property
     def last_steps(self) -> dict[str, Any]:
         last: dict[str, Any] = {}
+        plans: dict[tuple[str, ...], tuple[str, ...]] = {}  # key set -> its step metrics
         for row in self.rows:
-            for k, v in row.items():
-                if k != "_x" and is_step_metric(k) and v is not None:
+            keys = tuple(row)
+            plan = plans.get(keys)
+            if plan is None:
+                plan = plans[keys] = tuple(k for k in keys if k != "_x" and is_step_metric(k))
+            for k in plan:
+                v = row[k]
+                if v is not None:
                     last[k] = v
         return last
 
@@ -174,17 +200,32 @@ class RunData:
     def state(self) -> str:
         """finished / failed from run.json; running unless its owner is gone: crashed."""
         state = self.manifest.get("state", "unknown")
+        if state == "unknown":
+            return self._state_from_segments()
         if state != "running":
             return state
         owner = self.manifest.get("owner") or {}
-        if owner.get("host") == hostname() and owner.get("pid"):
+        if owner.get("host") == hostname() and isinstance(owner.get("pid"), int):
             # Same host: the pid decides. A live process whose heartbeat is late (a long
             # C call holding the GIL) is still running.
-            return "running" if _pid_alive(int(owner["pid"])) else "crashed"
+            return "running" if _pid_alive(owner["pid"]) else "crashed"
         beats = [p.stat().st_mtime for p in (self.dir / "segments").glob("owner-*.beat")]
         if beats and time.time() - max(beats) > STALE_AFTER:
             return "crashed"
         return "running"
+
+    def _state_from_segments(self) -> str:
+        """run.json unreadable: the owner segments' open and close records tell the state."""
+        owners = [info for info in self.segments.values() if info.get("role") == "owner"]
+        if not owners:
+            return "unknown"
+        last = max(owners, key=lambda info: info.get("opened_at") or 0.0)
+        if last.get("close"):
+            return str(last["close"].get("state") or "finished")
+        pid, host = last.get("pid"), last.get("host")
+        if host == hostname() and isinstance(pid, int):
+            return "running" if _pid_alive(pid) else "crashed"
+        return "unknown"
 
     @cached_property
     def wandb(self) -> dict[str, Any]:
@@ -228,17 +269,26 @@ def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = 
     torn = 0
     segments: dict[str, dict[str, Any]] = {}
     for path in list_segments(rdir):
+        stem = path.stem
         chunk = read_from(path)
         bad = chunk.bad_lines + (1 if chunk.tail_bytes else 0)
         torn += bad
         first = chunk.records[0] if chunk.records else {}
-        segments[path.stem] = {"records": len(chunk.records), "torn": bad,
-                               "role": first.get("role"), "pid": first.get("pid"),
-                               "closed": bool(chunk.records) and chunk.records[-1]["k"] == "close"}
-        for rec in chunk.records:
-            rec["_seg"] = path.stem
+        closed = bool(chunk.records) and chunk.records[-1]["k"] == "close"
+        segments[stem] = {"records": len(chunk.records), "torn": bad,
+                          "role": first.get("role"), "pid": first.get("pid"),
+                          "host": first.get("host"), "opened_at": first.get("t"),
+                          "closed": closed,
+                          "close": {k: chunk.records[-1].get(k) for k in
+                                    ("state", "exit_code")} if closed else None}
+        with gc_paused():
+            for rec in chunk.records:
+                rec["_seg"] = stem
         records.extend(chunk.records)
-    records.sort(key=lambda r: r.get("t", 0.0))
+    try:  # every record has a time; a hand-made line might not
+        records.sort(key=itemgetter("t"))
+    except KeyError:
+        records.sort(key=lambda r: r.get("t", 0.0))
     return RunData(id=manifest.get("id", rdir.name), dir=rdir, manifest=manifest,
                    records=records, torn=torn, segments=segments)
 

@@ -34,11 +34,17 @@ def encode_row(x: int, t: float, values: dict[str, Any],
     in `reported` already has its `rejected` event and gets no second one.
     """
     rec: dict[str, Any] = {"k": "row", "t": t, "x": x, "v": values}
-    total = sum(values.values())
-    if total - total != 0.0:
-        nf = {k: nonfinite_tag(v) for k, v in values.items() if v - v != 0.0}
-        rec["v"] = {k: (None if k in nf else v) for k, v in values.items()}
-        rec["nf"] = nf
+    try:
+        total = sum(values.values())
+        finite = total - total == 0.0
+    except OverflowError:  # an int too big for a float beside a float: look one by one
+        finite = False
+    if not finite:
+        nf = {k: nonfinite_tag(v) for k, v in values.items()
+              if type(v) is float and v - v != 0.0}
+        if nf:
+            rec["v"] = {k: (None if k in nf else v) for k, v in values.items()}
+            rec["nf"] = nf
     try:
         return _dumps(rec) + _NL
     except (orjson.JSONEncodeError, TypeError):

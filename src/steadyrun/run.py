@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 import time
 import warnings
@@ -22,14 +23,17 @@ import orjson
 from . import records
 from .callsite import user_site, user_stacklevel
 from .config_input import RunMapping, clean_config
+from .deferred import DeferredRows, deferrable, hold
 from .layout import update_manifest
+from .redact import redact_code, redact_value
 from .segment_writer import SegmentWriter
-from .steps import StepTracker, namespace_of_step, step_metric_of
+from .steps import StepTracker, is_step_metric, namespace_of_step, step_metric_of
 from .values import Rejected, check_key, nonfinite_tag, to_number
 
 _dumps = orjson.dumps
 _time = time.time
 _NUMERIC = frozenset((float, int))
+_PLAIN = frozenset((float, int, bool, type(None)))
 
 GOALS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
 
@@ -73,6 +77,11 @@ class Run:
         self._failed = False
         self._media_counter = 0
         self._sidecar: Any = None
+        self.log_interval = 10  # set by init: log_training_step rows, tensor reads
+        self.gpu_stats_interval = 100
+        self._deferred = DeferredRows()  # rows holding tensors, read once per interval
+        self._trainer: Any = None  # training.StepLogger, made by the first log_training_step
+        self._metadata: Any = None  # metadata.Collector of the owner
         self.summary = RunMapping(self._on_summary)
         self.config = RunMapping(self._on_config)
 
@@ -168,7 +177,13 @@ class Run:
             else:
                 x = step
             regressions = self._steps.stamp(values, x)
-            self._append(records.encode(records.row(x, values, nf)))
+            due = False
+            if _PLAIN.issuperset(map(type, values.values())):
+                self._append(records.encode(records.row(x, values, nf)))
+            else:  # it holds tensors: written with its interval's one host transfer
+                due = self._deferred.add(x, _time(), values, nf, self.log_interval)
+        if due:
+            self._read_deferred()
         if regressions:
             for sk, prev, new in regressions:
                 self._regressed(sk, prev, new)
@@ -182,6 +197,9 @@ class Run:
                 if k not in self._known:
                     check_key(k)
                     self._known.add(k)
+                if type(v) not in _NUMERIC and deferrable(v) and not is_step_metric(k):
+                    values[prefix + k if prefix else k] = hold(k, v)  # read later, no sync
+                    continue
                 num = to_number(k, v)
             except Rejected as exc:
                 self._bad(k, v, exc.reason, exc.exc_type)
@@ -251,7 +269,7 @@ class Run:
             try:
                 check_key(k)
                 if isinstance(v, str):
-                    accepted[k] = v
+                    accepted[k] = redact_value(k, v)
                     continue
                 num = to_number(k, v)
             except Rejected as exc:
@@ -341,8 +359,12 @@ class Run:
             self._bad(str(path), path, f"name {dest_name!r} escapes the files/ folder",
                       ValueError)
             return None
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+        except OSError as exc:  # a full or read-only folder, a name that is a folder
+            self._bad(str(path), path, f"cannot copy it to {dest}: {exc}", OSError)
+            return None
         self._append(records.encode(records.file(f"files/{dest_name}", dest_name)))
         return dest
 
@@ -351,7 +373,8 @@ class Run:
         if level not in ("INFO", "WARN", "ERROR"):
             self._bad("alert.level", level, "level must be INFO, WARN or ERROR", ValueError)
             level = "WARN"
-        self._append(records.encode(records.alert(str(title), str(text), level)))
+        self._append(records.encode(records.alert(redact_code(str(title)),
+                                                  redact_code(str(text)), level)))
 
     def _x(self, step: int | None) -> int:
         return self._clean_step(step) if step is not None else max(self._step - 1, 0)
@@ -377,6 +400,7 @@ class Run:
 
     def flush(self) -> None:
         """Everything logged before this call is durable (fsynced) when it returns."""
+        self._settle(final=False)
         self._writer.flush()
 
     def finish(self, exit_code: int | None = None, timeout: float | None = None) -> None:
@@ -385,6 +409,7 @@ class Run:
             return
         if self._pending is not None:
             self._log_slow({}, None, True)
+        self._settle(final=True)
         with self._lock:
             if self._finished:
                 return
@@ -399,8 +424,15 @@ class Run:
             self._fast = (None, ())  # later log() calls take the slow path, which refuses them
         self._writer.close()
         if self.role == "owner":
-            update_manifest(self.dir, state=state, exit_code=exit_code, finished_at=time.time(),
-                            global_step=self._step, last_steps=dict(self._steps.last))
+            try:
+                update_manifest(self.dir, state=state, exit_code=exit_code,
+                                finished_at=time.time(), global_step=self._step,
+                                last_steps=dict(self._steps.last))
+            except OSError as exc:
+                # A folder gone read-only or full must not fail the end of training: the
+                # segment's close record already says how the run ended.
+                print(f"steadyrun: cannot update {self.dir / 'run.json'} ({exc}); the run's "
+                      f"end is still recorded in its segment", file=sys.stderr)
         if self._sidecar is not None:
             self._sidecar.finish(timeout)
         from . import api
@@ -426,6 +458,69 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<steadyrun.Run {self.id} {self.role} at {self.dir}>"
+
+    # ------------------------------------------------------------------ training (section 5)
+    def log_training_step(self, loss: Any, step: int, batch_size: int | None = None,
+                          optimizer: Any = None, model: Any = None, scaler: Any = None) -> None:
+        """loss/*, train/lr, train/grad_norm, train/amp_scale and perf/* every
+        `log_interval` steps, gpu/* every `gpu_stats_interval`; tensors are read once per
+        interval, never per step (training.py)."""
+        trainer = self._trainer
+        if trainer is None:
+            from .training import StepLogger
+
+            trainer = self._trainer = StepLogger(self)
+        trainer(loss, step, batch_size, optimizer, model, scaler)
+
+    def log_checkpoint(self, path: str | os.PathLike[str], aliases: Any = ("latest",),
+                       force: bool = False, name: str | None = None,
+                       step: int | None = None) -> dict[str, Any] | None:
+        """Record a checkpoint; uploaded only under the model policy (checkpoints.py)."""
+        from .checkpoints import log_checkpoint
+
+        return log_checkpoint(self, path, aliases=aliases, force=force, name=name, step=step)
+
+    def log_artifact(self, path: str | os.PathLike[str], type: str = "model",
+                     name: str | None = None, aliases: Any = None, force: bool = False,
+                     step: int | None = None) -> dict[str, Any] | None:
+        """Record a file or folder as an artifact; same upload policy as checkpoints."""
+        from .checkpoints import log_artifact
+
+        return log_artifact(self, path, type=type, name=name, aliases=aliases, force=force,
+                            step=step)
+
+    def log_config_artifact(self, name: str = "config.yaml") -> Path | None:
+        """The resolved, redacted config as YAML under files/, and a `config` artifact."""
+        from .checkpoints import log_config_artifact
+
+        return log_config_artifact(self, name)
+
+    def _read_deferred(self) -> None:
+        """Write the buffered tensor rows: one host transfer per device (deferred.py)."""
+        with self._lock:
+            rows = self._deferred.take()
+        if not rows:
+            return
+        from .deferred import materialise
+
+        try:
+            lines = materialise(rows)
+        except Exception as exc:  # a broken device; say so rather than lose it silently
+            self._bad("<tensors>", None, f"could not read {len(rows)} rows of logged "
+                                         f"tensors: {exc!r}", RuntimeError)
+            return
+        for line in lines:
+            self._append(line)
+
+    def _settle(self, final: bool) -> None:
+        """Before flush and finish: metadata recorded, tensor rows written; at finish also
+        the steps since the last training row."""
+        if self._metadata is not None:
+            self._metadata.wait()
+        if final and self._trainer is not None:
+            self._trainer.close()
+        if self._deferred.rows:
+            self._read_deferred()
 
 
 def _drop(item: Any) -> None:

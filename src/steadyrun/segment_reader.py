@@ -9,6 +9,8 @@ followed by more appends) is also counted, never fatal.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,18 +46,63 @@ def read_from(path: Path, offset: int = 0, max_bytes: int | None = None) -> Chun
     return chunk
 
 
-def parse_lines(body: bytes) -> tuple[list[dict[str, Any]], int]:
-    """Fast path: one orjson call over the whole body; per line only if something is bad."""
-    lines = body.split(b"\n")
-    if lines and not lines[-1]:
-        lines.pop()
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while records are built in bulk.
+
+    Parsed records are trees of dicts and numbers: they cannot form cycles, yet every
+    few hundred new dicts would make the collector rescan all young ones, and the older
+    generations over and over as they grow (about half of the load time of a 1 M-row
+    run). It runs again, as it was, when the block ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        recs = orjson.loads(b"[" + b",".join(lines) + b"]")
-        if all(type(r) is dict for r in recs):
-            return recs, 0
-    except orjson.JSONDecodeError:
-        pass
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+PARSE_CHUNK = 1 << 20  # bytes of lines parsed per orjson call
+
+
+def parse_lines(body: bytes) -> tuple[list[dict[str, Any]], int]:
+    """Complete lines to records; (records, lines that were not valid records).
+
+    Fast path: about 1 MiB of lines at a time becomes one JSON array (records never hold
+    a raw newline, JSON escapes it, so newlines turn into commas) and one orjson call.
+    Pieces of that size stay in the CPU caches and reuse the same memory, which makes a
+    large segment load about twice as fast as one array of the whole body would. A piece
+    with an empty or broken line is parsed again line by line.
+    """
     out: list[dict[str, Any]] = []
+    bad = 0
+    n = len(body)
+    pos = 0
+    with gc_paused():
+        while pos < n:
+            end = body.rfind(b"\n", pos, pos + PARSE_CHUNK) + 1
+            if end <= pos:  # one line longer than a piece
+                end = body.find(b"\n", pos) + 1 or n
+            piece = body[pos:end - 1] if body[end - 1:end] == b"\n" else body[pos:end]
+            pos = end
+            if not piece:  # an empty line
+                bad += 1
+                continue
+            try:
+                recs = orjson.loads(b"[" + piece.replace(b"\n", b",") + b"]")
+                if all(type(r) is dict for r in recs):
+                    out.extend(recs)
+                    continue
+            except orjson.JSONDecodeError:
+                pass
+            bad += _parse_each(piece.split(b"\n"), out)
+    return out, bad
+
+
+def _parse_each(lines: list[bytes], out: list[dict[str, Any]]) -> int:
+    """The slow path: line by line, appending good records to `out`; returns the bad."""
     bad = 0
     for line in lines:
         try:
@@ -72,7 +119,7 @@ def parse_lines(body: bytes) -> tuple[list[dict[str, Any]], int]:
             out.append(rec)
         else:
             bad += 1
-    return out, bad
+    return bad
 
 
 def _salvage(line: bytes) -> Any:

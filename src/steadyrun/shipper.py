@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -119,6 +120,9 @@ class Shipper:
         held = self.sink.recorded_max_step()
         entry = self.cursor.first_missing(held)
         if entry is None:
+            # W&B holds every journaled batch, also one that a killed shipper journaled and
+            # shipped but never committed: count it as shipped instead of shipping it twice.
+            self.cursor.complete()
             return
         self.cursor.rewind(entry)
         batch, end = self._read_batch(entry["start"], entry["end"])
@@ -181,7 +185,10 @@ class Shipper:
             return Outcome(0, self.cursor.rows, "up-to-date", 0, self._torn)
         try:
             manifest = read_manifest(self.rdir)
-        except Exception:
+        except Exception as exc:
+            # The segments are intact: ship them under the run id, and say what is missing.
+            print(f"steadyrun: {exc}; shipping run {self.rdir.name} without its name, project "
+                  f"and tags (W&B's defaults apply)", file=sys.stderr)
             manifest = {"id": self.rdir.name}
         self.sink.open(manifest, self.cursor.next_step)
         self.recover()

@@ -8,6 +8,7 @@ here. numpy and torch scalars are recognised by their type's module name so that
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 INT64_MIN = -(2**63)
@@ -77,9 +78,10 @@ def to_number(key: str, value: Any) -> int | float | bool:
                 return float(value)
         raise Rejected(key, f"numpy value of type {tv.__name__} with shape "
                             f"{getattr(value, 'shape', '?')} is not a scalar")
-    if module.startswith("torch"):
+    torch = sys.modules.get("torch")
+    if module.startswith("torch") or (torch is not None and isinstance(value, torch.Tensor)):
         if getattr(value, "ndim", None) == 0 or getattr(value, "numel", lambda: 0)() == 1:
-            item = value.detach().reshape(()).item()
+            item = value.item()  # one element, any shape; no autograd involved
             return to_number(key, item)
         raise Rejected(key, f"tensor of shape {tuple(value.shape)} is not a scalar")
     raise Rejected(key, f"values must be numbers, got {tv.__name__}")

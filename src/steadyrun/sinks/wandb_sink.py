@@ -39,6 +39,20 @@ def _values(rec: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _no_analytics() -> None:
+    """An offline W&B run sends nothing over the network.
+
+    wandb's own analytics decide online/offline from the process-wide settings, not the
+    run's: in an offline run they still POST to WANDB_BASE_URL when the process exits,
+    and a server that does not answer holds the sidecar there for 10 s per request.
+    """
+    try:
+        from wandb.analytics.opentelemetry import opentelemetry_proxy
+    except ImportError:  # a wandb without these analytics
+        return
+    opentelemetry_proxy.disable()
+
+
 class WandbSink:
     name = "wandb"
 
@@ -84,6 +98,8 @@ class WandbSink:
             x_transaction_log_flush_interval=1.0,
             x_disable_stats=stats_pid is None, **({"x_stats_pid": stats_pid} if stats_pid else {}),
         )
+        if self.mode == "offline":
+            _no_analytics()
         self.status(mode=self.mode, state="starting", run_id=self._run_id, finished=False)
         self.run = wandb.init(
             id=self._run_id, project=manifest.get("project"), entity=manifest.get("entity"),
@@ -221,8 +237,10 @@ class WandbSink:
         import wandb
 
         level = getattr(wandb.AlertLevel, rec.get("level", "WARN"), wandb.AlertLevel.WARN)
+        # Every alert, unthrottled: wandb turns a wait of 0 into its default of one minute,
+        # which would merge repeated alerts of a title (all of them, when synced later).
         self.run.alert(title=rec["title"], text=rec.get("text") or rec["title"], level=level,
-                       wait_duration=0)
+                       wait_duration=0.001)
 
     def _ship_event(self, rec: dict[str, Any], step: int | None) -> None:
         kind = rec.get("type")
