@@ -76,7 +76,13 @@ def test_each_stage_has_its_own_step_axis(demo_run):
         assert steps == sorted(steps), f"{ns} steps went back: {steps}"
         assert steps[0] == 0
         keys = set().union(*hist)
-        assert {f"{ns}/loss", f"{ns}/acc", f"{ns}/lr", f"{ns}/val_loss", f"{ns}/val_acc"} <= keys
+        assert {f"{ns}/acc", f"{ns}/lr", f"{ns}/val_loss", f"{ns}/val_acc"} <= keys
+        # log_training_step with prefix=<stage>: loss and perf on the stage's own axes
+        losses = data.history(f"{ns}/loss")
+        assert losses and losses[0][f"{ns}/loss/step"] == 0
+        assert all(row[f"{ns}/loss/total"] > 0 for row in losses)
+        perf = data.history(f"{ns}/perf")
+        assert perf and all(row[f"{ns}/perf/samples_per_sec"] > 0 for row in perf[1:])
     # finetune restarts at 0 in its own namespace, after pretrain reached a higher step
     assert data.history("pretrain")[-1]["pretrain/step"] > 0
     assert not [e for e in data.events if e["type"] == "step_regression"]
@@ -123,7 +129,8 @@ def test_same_seed_same_numbers(demo_run, tmp_path):
 
     def numbers(data):
         summary = {k: v for k, v in data.summary.items() if k.startswith("eval/")}
-        return summary, data.history("pretrain"), data.history("finetune")
+        return (summary, data.history("pretrain"), data.history("finetune"),
+                data.history("pretrain/loss"), data.history("finetune/loss"))
 
     assert numbers(again) == numbers(demo_run)
 
@@ -144,3 +151,15 @@ def test_failed_stage_fails_the_run(tmp_path, monkeypatch, capsys):
     assert data.state == "failed"
     assert any(a["level"] == "ERROR" and "pretrain" in a["title"] for a in data.alerts)
     assert "exited with code 3" in capsys.readouterr().err
+
+
+def test_preset_seeds_and_checkpoints_are_recorded(demo_run):
+    data = demo_run
+    manifest = data.manifest
+    assert manifest["group"] == "digits-mlp" and "model:mlp" in manifest["tags"]
+    assert "NumPy MLP" in manifest["notes"]
+    ckpts = {tuple(a["aliases"]): a for a in data.artifacts}
+    assert {("pretrain", "latest"), ("finetune", "latest")} <= set(ckpts)
+    assert all(a["size"] > 0 and not a["upload"] for a in data.artifacts)
+    seeds = [r["v"]["seeds"] for r in data.records if r["k"] == "config" and "seeds" in r["v"]]
+    assert len(seeds) == 2 and all(s["seed"] == 0 and s["numpy"] == 0 for s in seeds)

@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=None)
     d.add_argument("--mode", default=None, help="auto, online, offline, local")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--preset", default="digits", help="experiment preset: digits, digits-wide")
     d.set_defaults(func=cmd_demo)
 
     r = sub.add_parser("runs", help="list runs")

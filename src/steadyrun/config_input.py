@@ -44,16 +44,18 @@ def clean_config(data: Any, on_reject: Callable[[str, Any, str], None]) -> dict[
         on_reject("<config>", data, f"config must be a mapping or structured object, got "
                                      f"{type(data).__name__}")
         return {}
-    return _clean_mapping(top, "", on_reject, set())
+    # The source object, not its copy: a cycle back to the top is caught at its own key.
+    out = _clean_mapping(top, "", on_reject, set(), source=data)
+    return {} if out is _SKIP else out
 
 
 def _clean_mapping(d: dict[Any, Any], prefix: str, on_reject, active: set[int],
-                   source: Any = None) -> dict[str, Any]:
+                   source: Any = None) -> Any:
     # `d` may be a fresh copy (to_plain copies mappings): a cycle is seen on the source.
     ident = id(d if source is None else source)
     if ident in active:
         on_reject(prefix or "<config>", d, "the config contains a cycle")
-        return {}
+        return _SKIP  # the entry that closes the cycle is skipped, not kept as {}
     active.add(ident)
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -120,7 +122,10 @@ class RunMapping(MutableMapping[str, Any]):
                 return
         merged = {**data, **kwargs}
         if merged:
-            accepted = self._on_update(merged)
+            # The caller's own mapping when there is nothing to merge: a cycle back to it
+            # is then caught at the key that closes it.
+            same = not kwargs and type(other) is dict
+            accepted = self._on_update(other if same else merged)
             self._data.update(accepted)
 
     def __setitem__(self, key: str, value: Any) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("pretrain", "finetune")
+PRESETS = Path(__file__).with_name("demo_presets.toml")
 DEFAULT_EPOCHS = {"pretrain": 6, "finetune": 4}
 
 
@@ -109,9 +110,12 @@ def main(args: Any) -> int:
             print(f"steadyrun demo needs numpy and scikit-learn ({exc}); install them with "
                   f"pip install 'steadyrun[demo]'", file=sys.stderr)
             return 2
-        run = steadyrun.init(project="steadyrun-demo", name=f"digits-mlp-seed{args.seed}",
-                             config=cfg, tags={"demo": "digits"}, job_type="pipeline",
-                             mode=args.mode, dir=args.dir)
+        preset = getattr(args, "preset", None) or "digits"
+        run = steadyrun.init_from_args(
+            {"experiment": preset}, config=cfg, presets=PRESETS,
+            name=f"digits-mlp-{preset}-seed{args.seed}", job_type="pipeline", mode=args.mode,
+            dir=args.dir, required_tags=["demo", "model"])
+        cfg = dict(run.config)  # the preset's overrides, as the stages must see them
         print(f"steadyrun demo: run {run.id} (mode {run.mode}) -> {run.dir}", flush=True)
         for name in STAGES:
             run.define_metric(f"{name}/val_acc", goal="maximize")

@@ -84,7 +84,9 @@ def train(args: argparse.Namespace) -> int:
     which keeps the step non-decreasing and puts val and train curves on one chart. Each
     stage counts from 0 in its own namespace (seed 001); steps never collide across stages.
     """
-    run = steadyrun.init(project="steadyrun-demo", job_type=args.stage)
+    run = steadyrun.init(project="steadyrun-demo", job_type=args.stage,
+                         log_interval=args.log_every)
+    steadyrun.set_seeds(args.seed, torch=False)  # recorded in the run; NumPy-only stage
     ns = args.stage
     data = load_npz(args.data)
     x_tr, y_tr, x_va, y_va = data["x_train"], data["y_train"], data["x_val"], data["y_val"]
@@ -98,7 +100,6 @@ def train(args: argparse.Namespace) -> int:
     n_batches = -(-len(y_tr) // args.batch_size)
     total = n_batches * args.epochs
     step = 0
-    window_loss: list[float] = []
     window_acc: list[float] = []
     for epoch in range(1, args.epochs + 1):
         order = rng.permutation(len(y_tr))
@@ -118,13 +119,13 @@ def train(args: argparse.Namespace) -> int:
             for k in params:
                 velocity[k] = args.momentum * velocity[k] - lr * g[k]
                 params[k] += velocity[k]
-            window_loss.append(loss)
+            # <stage>/loss/total and <stage>/perf/* every --log-every steps, on the
+            # stage's own axes; accuracy and lr (a NumPy optimizer) beside them
+            run.log_training_step(loss, step, batch_size=len(idx), prefix=ns)
             window_acc.append(acc)
             if step % args.log_every == 0:
-                run.log({f"{ns}/loss": float(np.mean(window_loss)),
-                         f"{ns}/acc": float(np.mean(window_acc)), f"{ns}/lr": float(lr)},
+                run.log({f"{ns}/acc": float(np.mean(window_acc)), f"{ns}/lr": float(lr)},
                         step=step)
-                window_loss.clear()
                 window_acc.clear()
             step += 1
         val_loss, val_acc = loss_acc(params, x_va, y_va)
@@ -134,6 +135,7 @@ def train(args: argparse.Namespace) -> int:
               f"val_acc {val_acc:.4f}", flush=True)
 
     np.savez(args.out, **params)
+    run.log_checkpoint(args.out, aliases=[ns, "latest"], step=step - 1)
     run.finish()
     return 0
 

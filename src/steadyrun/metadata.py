@@ -293,3 +293,5 @@ def note_seeds(seeds: dict[str, Any]) -> None:
         collector = getattr(run, "_metadata", None)
         if collector is not None:
             collector.note_seeds(seeds)
+        else:  # a child or a run without metadata: the seeds still go into its config
+            run.config.update({"seeds": dict(seeds)})

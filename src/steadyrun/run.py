@@ -461,15 +461,19 @@ class Run:
 
     # ------------------------------------------------------------------ training (section 5)
     def log_training_step(self, loss: Any, step: int, batch_size: int | None = None,
-                          optimizer: Any = None, model: Any = None, scaler: Any = None) -> None:
+                          optimizer: Any = None, model: Any = None, scaler: Any = None,
+                          prefix: str | None = None) -> None:
         """loss/*, train/lr, train/grad_norm, train/amp_scale and perf/* every
         `log_interval` steps, gpu/* every `gpu_stats_interval`; tensors are read once per
-        interval, never per step (training.py)."""
+        interval, never per step (training.py). `prefix="stage1"` puts every key under
+        `stage1/`, so pipeline stages that restart at step 0 never collide."""
         trainer = self._trainer
-        if trainer is None:
+        if trainer is None or trainer.prefix != (f"{prefix.strip('/')}/" if prefix else ""):
             from .training import StepLogger
 
-            trainer = self._trainer = StepLogger(self)
+            if trainer is not None:
+                trainer.close()
+            trainer = self._trainer = StepLogger(self, prefix or "")
         trainer(loss, step, batch_size, optimizer, model, scaler)
 
     def log_checkpoint(self, path: str | os.PathLike[str], aliases: Any = ("latest",),

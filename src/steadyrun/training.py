@@ -166,13 +166,15 @@ def get_gpu_stats(device: int | None = None) -> dict[str, float]:
     return stats
 
 
-def set_seeds(seed: int, deterministic: bool = False) -> dict[str, Any]:
+def set_seeds(seed: int, deterministic: bool = False,
+              torch: bool | None = None) -> dict[str, Any]:
     """Seed Python, NumPy, PyTorch and CUDA; return what was set, for the run to record.
 
     `deterministic=True` also asks PyTorch for deterministic kernels (cuDNN without
     autotuning, `use_deterministic_algorithms` in warn-only mode, and the cuBLAS
     workspace setting it needs). The seeds go into the run's metadata (config key
-    `steadyrun.seeds`), also when this is called after `steadyrun.init`.
+    `steadyrun.seeds`), also when this is called after `steadyrun.init`. `torch=False`
+    spares NumPy-only code the second it takes to import PyTorch.
     """
     global _last_seeds
     seed = int(seed)
@@ -185,10 +187,12 @@ def set_seeds(seed: int, deterministic: bool = False) -> dict[str, Any]:
         seeds["numpy"] = seed % 2**32
     except ImportError:
         pass
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    use_torch, torch = torch, None
+    if use_torch is not False:  # None: whenever PyTorch is installed; False: NumPy-only code
+        try:
+            import torch
+        except ImportError:
+            torch = None
     if torch is not None:
         torch.manual_seed(seed)  # seeds every CUDA device too, lazily
         seeds["torch"] = seed
@@ -212,8 +216,9 @@ def set_seeds(seed: int, deterministic: bool = False) -> dict[str, Any]:
 class StepLogger:
     """The state behind `run.log_training_step`: one per Run, created on first use."""
 
-    def __init__(self, run: Any) -> None:
+    def __init__(self, run: Any, prefix: str = "") -> None:
         self.run = run
+        self.prefix = f"{prefix.strip('/')}/" if prefix else ""
         self.every = max(1, int(getattr(run, "log_interval", 10) or 10))
         self.gpu_every = max(1, int(getattr(run, "gpu_stats_interval", 100) or 100))
         self.losses: dict[str, list[Any]] = {}
@@ -246,7 +251,7 @@ class StepLogger:
             row.update(get_gpu_stats())
             self.next_gpu = (step // self.gpu_every + 1) * self.gpu_every
         if row:
-            self.run.log(row, step=step)
+            self._emit(row, step)
 
     def _add(self, name: str, value: Any) -> None:
         bucket = self.losses.get(name)
@@ -317,10 +322,16 @@ class StepLogger:
         self.losses = {}
         return means
 
+    def _emit(self, row: dict[str, Any], step: int) -> None:
+        """A prefix (a pipeline stage) gives every key its own namespace and step axis."""
+        if self.prefix:
+            row = {self.prefix + k: v for k, v in row.items()}
+        self.run.log(row, step=step)
+
     def close(self) -> None:
         """At finish: the steps since the last row get a final row at the last step."""
         if self.last_step is not None and any(self.losses.values()):
-            self.run.log(self._row(self.last_step, *self.last), step=self.last_step)
+            self._emit(self._row(self.last_step, *self.last), self.last_step)
 
 
 def _mean(values: list[Any]) -> Any:
