@@ -62,6 +62,10 @@ def test_orchestrator_with_concurrent_children_is_one_wandb_run(tmp_path: Path) 
     tables = {k for row in log.history for k, v in row.items()
               if isinstance(v, dict) and v.get("_type") == "table-file"}
     assert tables == {"eval_a/table", "eval_b/table"}
+    for role in ("eval_a", "eval_b"):  # a table sits on its namespace's axis like any row
+        (row,) = [r for r in log.history if f"{role}/table" in r]
+        assert row[f"{role}/step"] == 19
+        assert log.metrics[f"{role}/table"]["step_metric"] == f"{role}/step"
     assert log.exit_code == 0
 
 

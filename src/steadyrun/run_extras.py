@@ -16,6 +16,7 @@ import orjson
 
 from . import records
 from .redact import redact_code
+from .steps import step_metric_of
 from .values import Rejected, check_key
 
 GOALS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
@@ -46,7 +47,7 @@ class RunExtras:
             columns = [str(c) for c in (columns or [f"c{i}" for i in range(len(rows[0]) if rows else 0)])]
             if any(len(r) != len(columns) for r in rows):
                 raise Rejected(key, f"every row must have {len(columns)} cells", ValueError)
-            line = orjson.dumps(records.table(key, columns, [list(r) for r in rows], self._x(step)),
+            line = orjson.dumps(records.table(key, columns, [list(r) for r in rows], self._x(step, key)),
                           option=orjson.OPT_SERIALIZE_NUMPY, default=_table_cell)
         except Rejected as exc:
             self._bad(key, rows, exc.reason, exc.exc_type)
@@ -72,7 +73,7 @@ class RunExtras:
             self._bad(key, image, f"cannot write the image: {exc}", type(exc)
                       if isinstance(exc, (TypeError, ValueError)) else ValueError)
             return
-        self._append(records.encode(records.image(key, rel, caption, self._x(step))))
+        self._append(records.encode(records.image(key, rel, caption, self._x(step, key))))
 
     def save(self, path: str | os.PathLike[str], name: str | None = None) -> Path | None:
         """Copy a file into the run's files/ folder now, so later edits cannot change it."""
@@ -103,8 +104,13 @@ class RunExtras:
         self._append(records.encode(records.alert(redact_code(str(title)),
                                                   redact_code(str(text)), level)))
 
-    def _x(self, step: int | None) -> int:
-        return self._clean_step(step) if step is not None else max(self._step - 1, 0)
+    def _x(self, step: int | None, key: str) -> int:
+        """Without step=, a table or image sits at the current point of its namespace's
+        axis; a namespace with no rows yet falls back to the global step."""
+        if step is not None:
+            return self._clean_step(step)
+        last = self._steps.last.get(step_metric_of(key))
+        return last if isinstance(last, int) else max(self._step - 1, 0)
 
 
     # ------------------------------------------------------------------ training (section 5)
