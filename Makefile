@@ -21,7 +21,7 @@ demo: $(VENV)/.demo
 	$(BIN)/steadyrun demo
 
 test: $(VENV)/.dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n 2 tests
 
 bench: $(VENV)/.dev
