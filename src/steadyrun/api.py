@@ -176,6 +176,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     })
     if fallback_from is not None:
         manifest["fallback_from"] = fallback_from
+    _redact_free_text(manifest)
     atomic_write_json(rdir / "run.json", manifest)
 
     run = _start(rdir, run_id, manifest, role="owner", mode=mode, strict=strict_, steps=steps,
@@ -194,6 +195,18 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         run._sidecar = start_sidecar(run, how=sidecar, finish_timeout=finish_timeout)
         run._heartbeat.callbacks.append(run._sidecar.check)
     return run
+
+
+def _redact_free_text(manifest: dict[str, Any]) -> None:
+    """Notes, names and tags are free text that reaches W&B: a URL with credentials in
+    them ("data at https://user:pass@host") must be redacted like the config is. Found by
+    the fault suite's planted secrets (tests/faults/test_fault_security.py)."""
+    from .redact import redact_text
+
+    for key in ("name", "notes", "group", "job_type", "project", "entity"):
+        if isinstance(manifest.get(key), str):
+            manifest[key] = redact_text(manifest[key])
+    manifest["tags"] = [redact_text(t) for t in manifest.get("tags") or []]
 
 
 def _writable_run_dir(root: Path, run_id: str, strict: bool

@@ -93,11 +93,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     con = Console()
     con.print(f"[bold]run {info['id']}[/] {info['name']}  project={info['project']}  "
               f"state={info['state']}  rows={info['rows']}  last step={info['last_step']}")
-    con.print(f"folder: {info['dir']}")
+    # Paths and messages are printed whole (soft_wrap): a path folded by rich at the
+    # terminal width cannot be copied or grepped.
+    con.print(f"folder: {info['dir']}", soft_wrap=True)
     if data.manifest.get("manifest_error"):
         # run.json is damaged: say so, and that the rows come from the intact segments.
         con.print(f"[yellow]warning[/] {data.manifest['manifest_error']}; the state and "
-                  f"rows shown come from the segments", markup=True, highlight=False)
+                  f"rows shown come from the segments", markup=True, highlight=False,
+                  soft_wrap=True)
     t = Table(title="history")
     t.add_column("namespace")
     t.add_column("rows", justify="right")
@@ -118,12 +121,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         con.print("config:", orjson.dumps(info["config"]).decode())
     for name in ("tables", "images", "files"):
         if info[name]:
-            con.print(f"{name}: {', '.join(info[name])}")
+            con.print(f"{name}: {', '.join(info[name])}", soft_wrap=True)
     for a in info["anomalies"]:
         con.print(f"[yellow]anomaly[/] {_fmt_event(a)}")
     for d in info["wandb_dirs"]:
         con.print(f"W&B files: {d}\n  view offline: wandb leet {d}\n  upload: steadyrun sync "
-                  f"{info['id']}  (or: wandb sync {d})")
+                  f"{info['id']}  (or: wandb sync {d})", soft_wrap=True)
     return 0
 
 

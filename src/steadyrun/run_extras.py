@@ -66,6 +66,7 @@ class RunExtras:
             self._media_counter += 1
             rel = f"media/{safe_name(key)}_{self._media_counter}_{os.getpid()}.png"
             write_png(image, self.dir / rel)
+            os.chmod(self.dir / rel, 0o600)  # owner-only whatever the umask
         except Rejected as exc:
             self._bad(key, image, exc.reason, exc.exc_type)
             return
@@ -90,6 +91,7 @@ class RunExtras:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
+            os.chmod(dest, 0o600)  # owner-only whatever the umask, like the segments
         except OSError as exc:  # a full or read-only folder, a name that is a folder
             self._bad(str(path), path, f"cannot copy it to {dest}: {exc}", OSError)
             return None

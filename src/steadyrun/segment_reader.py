@@ -65,6 +65,7 @@ def gc_paused() -> Iterator[None]:
 
 
 PARSE_CHUNK = 1 << 20  # bytes of lines parsed per orjson call
+_ONLY_DICTS = frozenset((dict,))
 
 
 def parse_lines(body: bytes) -> tuple[list[dict[str, Any]], int]:
@@ -91,8 +92,8 @@ def parse_lines(body: bytes) -> tuple[list[dict[str, Any]], int]:
                 bad += 1
                 continue
             try:
-                recs = orjson.loads(b"[" + piece.replace(b"\n", b",") + b"]")
-                if all(type(r) is dict for r in recs):
+                recs = orjson.loads(b"".join((b"[", piece.replace(b"\n", b","), b"]")))
+                if _ONLY_DICTS.issuperset(map(type, recs)):
                     out.extend(recs)
                     continue
             except orjson.JSONDecodeError:

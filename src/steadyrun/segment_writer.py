@@ -289,6 +289,8 @@ class SegmentWriter:
         self._wake.set()
         self._thread.join(timeout=5)
         self._drain(sync=True, force=True)
+        if self._queue and self._error is None:
+            self._drain(sync=True, force=True)  # the `dropped` event of a last-minute recovery
         with self._lock:
             if self._error is not None:
                 left = self._queue
