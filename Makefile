@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench audit scorecard lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,17 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/run_all.py
+
+# Dependency audit: needs the network (PyPI's JSON API or OSV); --strict fails when a
+# dependency could not be audited, so an unreachable service never passes silently.
+audit: $(VENV)/.dev
+	$(BIN)/python -m pip install -q pip-audit
+	$(BIN)/pip-audit --strict --desc -l
+
+# docs/reliability.md's scorecard, measured (raw wandb first, then the fault suite).
+scorecard: $(VENV)/.dev
+	$(BIN)/python benchmarks/raw_wandb_faults.py
+	$(BIN)/python tests/faults/make_scorecard.py
 
 clean:
 	rm -rf $(VENV) steadyrun wandb
