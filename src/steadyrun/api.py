@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import secrets
 import sys
 import threading
 import time
@@ -273,7 +272,7 @@ def _prove_writable(rdir: Path) -> None:
     """make_run_dirs, then create and remove a file where run.json and segments go."""
     make_run_dirs(rdir)
     for folder in (rdir, segments_dir(rdir)):
-        probe = folder / f".probe-{os.getpid()}-{secrets.token_hex(3)}"
+        probe = folder / f".probe-{os.getpid()}-{os.urandom(3).hex()}"
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(probe)
 
@@ -311,7 +310,7 @@ def _join(ctx: Mapping[str, Any], *, role: str, name: str | None, job_type: str 
 def _start(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, mode: str,
            strict: bool, steps: dict[str, Any], global_step: int, key_prefix: str,
            name: str | None = None, job_type: str | None = None) -> Run:
-    writer_name = f"{role}-{os.getpid()}-{secrets.token_hex(2)}"
+    writer_name = f"{role}-{os.getpid()}-{os.urandom(2).hex()}"
     heartbeat = _Heartbeat(rdir / "segments" / f"{writer_name}.beat")
     writer = SegmentWriter(segments_dir(rdir) / f"{writer_name}.jsonl", on_beat=heartbeat.beat)
     writer.append(records.encode(records.opened(

@@ -6,7 +6,6 @@ needed to decide; torch.distributed is used only when it is already initialised.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from collections.abc import Mapping
@@ -55,6 +54,8 @@ def shared_run_id(proposed: str | None) -> str:
            or os.environ.get("OMPI_MCA_orte_ess_jobid") or os.environ.get("PMI_JOBID"))
     if job and job != "none":
         port = os.environ.get("MASTER_PORT", "")
+        import hashlib  # here, not at import: it costs init ~3 ms
+
         digest = hashlib.sha256(f"{job}:{port}".encode()).digest()
         alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
         return "".join(alphabet[b % 36] for b in digest[:8])

@@ -7,15 +7,12 @@ one layout without importing the training-side machinery.
 from __future__ import annotations
 
 import os
-import secrets
-import socket
-import string
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-RUN_ID_ALPHABET = string.ascii_lowercase + string.digits
+RUN_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"  # [a-z0-9], valid in W&B ids
 RUN_ID_LENGTH = 8
 MANIFEST = "run.json"
 HEARTBEAT = "heartbeat"
@@ -30,7 +27,14 @@ def root_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def new_run_id() -> str:
     """Eight characters of [a-z0-9]: short enough to type, and a valid W&B run id."""
-    return "".join(secrets.choice(RUN_ID_ALPHABET) for _ in range(RUN_ID_LENGTH))
+    # os.urandom with rejection sampling (no modulo bias): the `secrets` module would
+    # cost init a few milliseconds of imports for the same bytes.
+    out: list[str] = []
+    limit = 256 - 256 % len(RUN_ID_ALPHABET)
+    while len(out) < RUN_ID_LENGTH:
+        out.extend(RUN_ID_ALPHABET[b % len(RUN_ID_ALPHABET)] for b in os.urandom(16)
+                   if b < limit)
+    return "".join(out[:RUN_ID_LENGTH])
 
 
 def is_run_id(text: str) -> bool:
@@ -50,6 +54,12 @@ def sinks_dir(rdir: Path) -> Path:
 
 
 def hostname() -> str:
+    """The same name as socket.gethostname(), without importing socket on init's path."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return uname().nodename
+    import socket
+
     return socket.gethostname()
 
 
@@ -62,7 +72,7 @@ def make_run_dirs(rdir: Path) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Temp file, fsync, rename: a reader sees the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         os.write(fd, data)

@@ -18,14 +18,9 @@ from the installed distributions' metadata, and GPU names from nvidia-ml-py or
 from __future__ import annotations
 
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from importlib import metadata as _dist
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +37,11 @@ _SLURM = {"job_id": "SLURM_JOB_ID", "job_name": "SLURM_JOB_NAME",
 
 
 # ---------------------------------------------------------------------- collection
+# subprocess, platform, shutil, tempfile and importlib.metadata are imported where they
+# are used, in the background thread: at module level they cost init ~20 ms (issue 6).
 def _git(args: list[str], cwd: str | None) -> str | None:
+    import subprocess
+
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     try:
         proc = subprocess.run(["git", "-c", "core.quotepath=off", *args], cwd=cwd, env=env,
@@ -98,11 +97,13 @@ _PACKAGES = ("torch", "deepspeed", "wandb", "steadyrun", "numpy", "transformers"
 def _versions(installed: bool) -> dict[str, Any]:
     """Versions of imported packages; with `installed`, of installed ones too (slower:
     a search of the distributions' metadata, so it runs in the background thread)."""
-    out: dict[str, Any] = {"python": platform.python_version()}
+    out: dict[str, Any] = {"python": ".".join(map(str, sys.version_info[:3]))}
     for name in _PACKAGES:
         mod = sys.modules.get(name)
         version = getattr(mod, "__version__", None) if mod is not None else None
         if version is None and installed:
+            from importlib import metadata as _dist
+
             try:
                 version = _dist.version(name)
             except _dist.PackageNotFoundError:
@@ -144,6 +145,9 @@ def _gpu_names() -> list[str]:
         return names
     except Exception:
         pass
+    import shutil
+    import subprocess
+
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return []
@@ -217,6 +221,8 @@ def get_metadata(cwd: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 def _slow_part(meta: dict[str, Any]) -> None:
     """Platform string and installed versions: a few ms of file reads, off the caller."""
+    import platform
+
     meta["platform"] = platform.platform()
     meta["versions"] = {**_versions(installed=True), **meta.get("versions", {})}
 
@@ -261,6 +267,8 @@ class Collector:
         data = redact_code(diff)
         if len(data) > DIFF_LIMIT:
             data = data[:DIFF_LIMIT] + f"\n[steadyrun: diff cut at {DIFF_LIMIT} bytes]\n"
+        import tempfile
+
         with tempfile.TemporaryDirectory(prefix="steadyrun-diff-") as tmp:
             path = Path(tmp) / "git_diff.patch"
             path.write_text(data, encoding="utf-8")

@@ -43,6 +43,9 @@ class RunData:
     records: list[dict[str, Any]]
     torn: int = 0
     segments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Each segment's records in its own order (rows are not tagged with their segment:
+    # 1 M tags cost a loaded 1 M-row run ~5 % of its load time).
+    by_segment: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ history
     @cached_property
@@ -192,8 +195,8 @@ class RunData:
         saved = self.manifest.get("global_step")
         if isinstance(saved, int):
             return saved
-        owners = {s for s, info in self.segments.items() if info.get("role") == "owner"}
-        xs = [r["x"] for r in self.records if r["k"] == "row" and r.get("_seg") in owners]
+        xs = [r["x"] for stem, recs in self.by_segment.items()
+              if self.segments[stem].get("role") == "owner" for r in recs if r["k"] == "row"]
         return max(xs) + 1 if xs else 0
 
     @property
@@ -268,6 +271,7 @@ def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = 
     records: list[dict[str, Any]] = []
     torn = 0
     segments: dict[str, dict[str, Any]] = {}
+    by_segment: dict[str, list[dict[str, Any]]] = {}
     for path in list_segments(rdir):
         stem = path.stem
         chunk = read_from(path)
@@ -281,16 +285,19 @@ def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = 
                           "closed": closed,
                           "close": {k: chunk.records[-1].get(k) for k in
                                     ("state", "exit_code")} if closed else None}
-        with gc_paused():
-            for rec in chunk.records:
+        for rec in chunk.records:
+            if rec.get("k") != "row":  # events, opens, closes: say which writer wrote them
                 rec["_seg"] = stem
+        by_segment[stem] = chunk.records
         records.extend(chunk.records)
+    # Sorted even for one segment: a deferred tensor's row is written when it settles,
+    # after rows logged later, and keeps the time of its call.
     try:  # every record has a time; a hand-made line might not
         records.sort(key=itemgetter("t"))
     except KeyError:
         records.sort(key=lambda r: r.get("t", 0.0))
     return RunData(id=manifest.get("id", rdir.name), dir=rdir, manifest=manifest,
-                   records=records, torn=torn, segments=segments)
+                   records=records, torn=torn, segments=segments, by_segment=by_segment)
 
 
 def list_runs(root: str | os.PathLike[str] | None = None) -> list[Path]:

@@ -58,6 +58,14 @@ def _say(text: str) -> None:
         pass
 
 
+WAKE_AT = 4096  # records queued that wake the writer before its interval ends
+WAKE_MASK = WAKE_AT - 1
+# Records queued past which the training thread writes the backlog itself. A loop that
+# logs faster than the writer thread encodes (both share the GIL) would otherwise queue
+# up to the buffer bound: 100,000 rows, ~120 MB (issue 6's memory figure).
+PRESSURE_AT = 16384
+
+
 class SegmentWriter:
     def __init__(self, path: Path, interval: float = 0.2, fsync_every: float = 1.0,
                  high_water: int | None = None, on_beat=None) -> None:
@@ -68,6 +76,10 @@ class SegmentWriter:
         self._interval = interval
         self._fsync_every = fsync_every
         self._high_water = buffer_records() if high_water is None else high_water
+        # A healthy disk never needs the whole buffer: past PRESSURE_AT queued records the
+        # caller helps the writer (back-pressure), which bounds memory at any logging rate.
+        # The full bound is for a disk that refuses writes, where records must wait.
+        self._pressure = min(self._high_water, PRESSURE_AT)
         self._last_fsync = time.monotonic()
         self._dirty = False
         self._error: OSError | None = None
@@ -95,15 +107,20 @@ class SegmentWriter:
         """
         q = self._queue
         q.append(item)
-        if len(q) > self._high_water:
+        n = len(q)
+        if n > self._pressure:
             self._overflow()
+        elif not n & WAKE_MASK:
+            # A fast loop wakes the writer every WAKE_AT records instead of letting a
+            # whole interval pile up, for one bit test per call.
+            self._wake.set()
 
     # ------------------------------------------------------------------ the bound
     def _overflow(self) -> None:
         """The buffer is past its bound: wait for a slow disk, or drop for a failing one."""
         if self._error is None:
             self._drain(sync=False)  # back-pressure: the caller waits for the disk
-        if self._error is not None:
+        if self._error is not None and len(self._queue) > self._high_water:
             with self._lock:
                 if len(self._queue) > self._high_water:
                     self._drop_oldest()

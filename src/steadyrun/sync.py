@@ -7,6 +7,7 @@ after a crash, an outage or an earlier partial sync it never duplicates or misse
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,11 +30,25 @@ def sync_command(args: argparse.Namespace) -> int:
     mode = args.mode or "auto"
     if args.follow:
         (rdir,) = _runs(args)
+        lower_priority()
         return supervise(rdir, mode, args.owner_pid, follow=True, quiet=args.quiet)
     status = 0
     for rdir in _runs(args):
         status |= _sync_once(rdir, mode, quiet=args.quiet)
     return status
+
+
+def lower_priority() -> None:
+    """The sidecar works beside a training job. On a machine with no idle core its W&B
+    shipping (and the wandb-core it spawns, which inherits the niceness) must yield to
+    training rather than slow it down; it catches up while training waits on data or
+    at `finish`. STEADYRUN_SIDECAR_NICE (default 10; 0 keeps the priority) sets it."""
+    try:
+        nice = int(os.environ.get("STEADYRUN_SIDECAR_NICE", "10"))
+        if nice > 0:
+            os.nice(nice)
+    except (OSError, ValueError, AttributeError):  # no os.nice (Windows), or not allowed
+        pass
 
 
 def _sync_once(rdir: Path, mode: str, quiet: bool) -> int:
