@@ -210,11 +210,15 @@ def skip_without(module: str, args: argparse.Namespace, ids: dict[str, str],
     return True
 
 
-def emit(args: argparse.Namespace, rows: list[dict[str, Any]], started: float) -> None:
-    """Write the rows for run_all.py and print them for a person."""
+def emit(args: argparse.Namespace, rows: list[dict[str, Any]], started: float,
+         load: str | None = None, cleanup: Path | None = None) -> None:
+    """Write the rows for run_all.py and print them for a person; then remove `cleanup`
+    (the script's work folder: segments of a million rows are gigabytes)."""
     elapsed = time.perf_counter() - started
     for r in rows:
         r.setdefault("data", {})["script_seconds"] = round(elapsed, 2)
+        if load is not None:
+            r["data"]["load"] = load
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2
@@ -226,3 +230,8 @@ def emit(args: argparse.Namespace, rows: list[dict[str, Any]], started: float) -
         if r["note"]:
             print(f"    {r['note']}")
     print(f"({elapsed:.1f} s; {load_note()})")
+    sys.stdout.flush()
+    if cleanup is not None:
+        import shutil
+
+        shutil.rmtree(cleanup, ignore_errors=True)

@@ -20,7 +20,6 @@ sampled with nvidia-ml-py when installed.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 from typing import Any
@@ -273,11 +272,7 @@ def main() -> None:
         rows.append(row("g3", "step time and utilisation on a GPU",
                         "skipped: no CUDA GPU on this machine", "—",
                         note="run this script on a machine with a GPU to fill the row"))
-    for r in rows:
-        r["data"]["load"] = load
-    emit(args, rows, started)
-    shutil.rmtree(base, ignore_errors=True)
-    sys.stdout.flush()
+    emit(args, rows, started, load=load, cleanup=base)
 
 
 if __name__ == "__main__":

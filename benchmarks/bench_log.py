@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 import time
 
 import orjson
@@ -197,13 +196,7 @@ def main() -> None:
             note=f"N = {n_calls:,}, median of {reps}, process CPU time; wall time "
                  f"{fmt_us(a['steadyrun_wall'])} vs {fmt_us(a['floor_wall'])} on this "
                  f"(shared) machine", amortised=a))
-    for r in rows:
-        r["data"]["load"] = load
-    emit(args, rows, started)
-    sys.stdout.flush()
-    import shutil
-
-    shutil.rmtree(base, ignore_errors=True)
+    emit(args, rows, started, load=load, cleanup=base)
 
 
 if __name__ == "__main__":

@@ -342,12 +342,7 @@ def main() -> None:
                  f"{settle:.2f} s after (median); W&B's own cost, moved out of training to "
                  f"another core", background_us_per_step=bg),
     ]
-    for r in rows:
-        r["data"]["load"] = load
-    emit(args, rows, started)
-    import shutil
-
-    shutil.rmtree(base, ignore_errors=True)
+    emit(args, rows, started, load=load, cleanup=base)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ from __future__ import annotations
 import csv
 import gc
 import json
-import shutil
 import subprocess
-import sys
 
 from _common import PY, bench_env, emit, load_note, now, parse_args, row, use_env, workdir
 
@@ -146,11 +144,7 @@ def main() -> None:
              + f"; slope over the second half; baseline measured on {n_naive:,} rows",
         start_mb=start, peak_mb=peak, end_mb=end, slope_mb_per_m=per_m,
         naive_mb_per_m=naive_per_m, rows_per_s=n_rows / elapsed, segment_bytes=seg_bytes)]
-    for r in rows:
-        r["data"]["load"] = load
-    emit(args, rows, started)
-    shutil.rmtree(base, ignore_errors=True)
-    sys.stdout.flush()
+    emit(args, rows, started, load=load, cleanup=base)
 
 
 if __name__ == "__main__":

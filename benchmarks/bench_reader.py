@@ -16,9 +16,7 @@ back a Python dict per record can cost. Repeats alternate steadyrun and floor; f
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import textwrap
 
 from _common import (
@@ -124,11 +122,7 @@ def main() -> None:
             note=f"open + train history {fmt_s(o + ht)}; rows: train "
                  f"{sr[0]['n_train']:,}, val {sr[0]['n_val']:,}"),
     ]
-    for r in rows:
-        r["data"]["load"] = load
-    emit(args, rows, started)
-    shutil.rmtree(base, ignore_errors=True)
-    sys.stdout.flush()
+    emit(args, rows, started, load=load, cleanup=base)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import textwrap
 from typing import Any
 
@@ -166,13 +165,7 @@ def main() -> None:
                  f"own process",
             init_offline_s=init_off, wandb_import_s=wb_import, wandb_init_s=wb_init),
     ]
-    for r in rows:
-        r["data"]["load"] = load
-    emit(args, rows, started)
-    import shutil
-
-    shutil.rmtree(base, ignore_errors=True)
-    sys.stdout.flush()
+    emit(args, rows, started, load=load, cleanup=base)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -223,11 +222,7 @@ def main() -> None:
             note="sampled every 0.1 s; the sidecar reads at most 4 MiB of records per batch, "
                  "so its memory does not grow with the run", sidecar=ship_rss, raw=raw_rss),
     ]
-    for r in rows:
-        r["data"]["load"] = load
-    emit(args, rows, started)
-    shutil.rmtree(base, ignore_errors=True)
-    sys.stdout.flush()
+    emit(args, rows, started, load=load, cleanup=base)
 
 
 if __name__ == "__main__":
