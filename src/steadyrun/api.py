@@ -7,16 +7,14 @@ the owner writes run.json and starts the sidecar.
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import records
+from . import live_runs, records
 from .inert import InertRun
 from .layout import (
     ManifestError,
@@ -30,11 +28,10 @@ from .layout import (
     segments_dir,
 )
 from .run import Run
+from .run_folder import writable_run_dir
 from .segment_writer import SegmentWriter
 
 MODES = ("auto", "online", "offline", "local", "disabled")
-_active: list[Run] = []
-_active_lock = threading.Lock()
 
 
 def resolve_mode(mode: str | None) -> str:
@@ -130,7 +127,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     if not is_run_id(run_id):
         raise ValueError(f"steadyrun: run id {run_id!r} must be 8 characters of [a-z0-9]")
 
-    rdir, fallback_from = _writable_run_dir(root_dir(dir), run_id, strict_)
+    rdir, fallback_from = writable_run_dir(root_dir(dir), run_id, strict_)
     if rdir is None:
         return InertRun(reason="no writable folder")
     resumed = (rdir / "run.json").exists()
@@ -208,75 +205,6 @@ def _redact_free_text(manifest: dict[str, Any]) -> None:
     manifest["tags"] = [redact_text(t) for t in manifest.get("tags") or []]
 
 
-def _writable_run_dir(root: Path, run_id: str, strict: bool
-                      ) -> tuple[Path | None, str | None]:
-    """The run's folder, created and proven writable; elsewhere when it cannot be.
-
-    A read-only, full or foreign root must not kill training: by default the run goes to
-    a private fallback root (`$XDG_CACHE_HOME/steadyrun`, else `~/.cache/steadyrun`, else
-    `<tmp>/steadyrun-<uid>`), with one line on stderr saying where, and run.json keeps the
-    root it was meant for (`fallback_from`). Strict mode raises a clear OSError instead.
-    Only when no folder at all can be written does the run record nothing, and stderr
-    says so. Returns (folder or None, the refused root when a fallback was used).
-    """
-    rdir = root / "runs" / run_id
-    try:
-        _prove_writable(rdir)
-        return rdir, None
-    except OSError as exc:
-        refused = exc
-    if strict:
-        raise type(refused)(refused.errno, f"steadyrun: cannot write the run folder {rdir} "
-                                           f"({refused.strerror or refused}); point "
-                                           f"STEADYRUN_DIR or dir= at a writable folder "
-                                           f"(without strict, the run would go to a "
-                                           f"private fallback folder)") from refused
-    tried = [f"{rdir}: {refused}"]
-    for fallback in _fallback_roots():
-        frdir = fallback / "runs" / run_id
-        try:
-            _private_root(fallback)
-            _prove_writable(frdir)
-        except OSError as exc:
-            tried.append(f"{frdir}: {exc}")
-            continue
-        print(f"steadyrun: cannot write {rdir} ({refused}); run {run_id} is recorded in "
-              f"{frdir} instead. Training goes on. Read it with: steadyrun --dir "
-              f"{fallback} show {run_id}", file=sys.stderr)
-        return frdir, str(root)
-    print("steadyrun: no folder can be written, this run is NOT recorded:\n  "
-          + "\n  ".join(tried), file=sys.stderr)
-    return None, None
-
-
-def _fallback_roots() -> list[Path]:
-    import tempfile
-
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return [Path(cache) / "steadyrun", Path(tempfile.gettempdir()) / f"steadyrun-{uid}"]
-
-
-def _private_root(path: Path) -> None:
-    """Create `path` owner-only and refuse one that another user made or can write."""
-    import stat
-
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = os.lstat(path)
-    if not stat.S_ISDIR(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()) \
-            or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise PermissionError(13, "not a private folder of this user", str(path))
-
-
-def _prove_writable(rdir: Path) -> None:
-    """make_run_dirs, then create and remove a file where run.json and segments go."""
-    make_run_dirs(rdir)
-    for folder in (rdir, segments_dir(rdir)):
-        probe = folder / f".probe-{os.getpid()}-{os.urandom(3).hex()}"
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        os.unlink(probe)
-
-
 def _intervals(run: Run, log_interval: int, gpu_stats_interval: int) -> Run:
     run.log_interval = log_interval
     run.gpu_stats_interval = gpu_stats_interval
@@ -319,9 +247,7 @@ def _start(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, mode
     run = Run(run_id=run_id, rdir=rdir, writer=writer, manifest=manifest, role=role, mode=mode,
               strict=strict, steps=steps, global_step=global_step, key_prefix=key_prefix)
     run._heartbeat = heartbeat
-    with _active_lock:
-        _active.append(run)
-    _install_exit_hooks()
+    live_runs.register(run)
     return run
 
 
@@ -351,73 +277,6 @@ class _Heartbeat:
                 pass
             for callback in self.callbacks:
                 callback()
-
-
-def _forget(run: Run) -> None:
-    with _active_lock:
-        if run in _active:
-            _active.remove(run)
-
-
-_hooks_installed = False
-
-
-def _install_exit_hooks() -> None:
-    """Finish runs at interpreter exit; an uncaught exception marks them failed first."""
-    global _hooks_installed
-    if _hooks_installed:
-        return
-    _hooks_installed = True
-    previous = sys.excepthook
-
-    def excepthook(tp: Any, value: Any, tb: Any) -> None:
-        for run in list(_active):
-            run._failed = True
-        previous(tp, value, tb)
-
-    sys.excepthook = excepthook
-    atexit.register(_finish_all)
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-    _install_sigterm()
-
-
-def _after_fork_in_child() -> None:
-    """A forked child (a DataLoader worker) must never write into its parent's segment."""
-    for run in list(_active):
-        run._detach_after_fork()
-    _active.clear()
-
-
-def _install_sigterm() -> None:
-    """SLURM and Kubernetes stop jobs with SIGTERM: finish the runs, then die as asked.
-
-    Installed only where nobody else handles SIGTERM, and only from the main thread.
-    """
-    import signal
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        for run in list(_active):
-            try:
-                run.finish(exit_code=128 + signum, timeout=10.0)
-            except Exception as exc:
-                print(f"steadyrun: could not finish run {run.id}: {exc}", file=sys.stderr)
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-
-
-def _finish_all() -> None:
-    for run in list(_active):
-        try:
-            run.finish()
-        except Exception as exc:  # at exit, report and go on with the others
-            print(f"steadyrun: could not finish run {run.id}: {exc}", file=sys.stderr)
 
 
 def attach(run_id: str, dir: str | os.PathLike[str] | None = None, *, name: str | None = None,

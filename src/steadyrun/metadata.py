@@ -296,8 +296,8 @@ def start(run: Any) -> Collector:
 
 def note_seeds(seeds: dict[str, Any]) -> None:
     """Hand the seeds to every open run of this process that records metadata."""
-    api = sys.modules.get(f"{__package__}.api")
-    for run in list(getattr(api, "_active", ())):
+    live = sys.modules.get(f"{__package__}.live_runs")
+    for run in list(getattr(live, "active", ())):
         collector = getattr(run, "_metadata", None)
         if collector is not None:
             collector.note_seeds(seeds)

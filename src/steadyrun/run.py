@@ -352,9 +352,9 @@ class Run(RunExtras):
                       f"end is still recorded in its segment", file=sys.stderr)
         if self._sidecar is not None:
             self._sidecar.finish(timeout)
-        from . import api
+        from . import live_runs
 
-        api._forget(self)
+        live_runs.forget(self)
 
     def _detach_after_fork(self) -> None:
         """In a forked child: drop every call; the parent's writer owns the segment."""
