@@ -16,21 +16,21 @@ the figures), which tests/faults/make_scorecard.py puts next to steadyrun's figu
 from __future__ import annotations
 
 import argparse
-import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from loopback import FaultServer  # noqa: E402  (the tests' loopback W&B stand-in)
+
 OUT = REPO / "docs" / "raw_wandb_faults.json"
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"
 INIT_TIMEOUT = 10
@@ -296,53 +296,6 @@ done(listening_sockets=len(listen), processes=len(procs), loose_files=len(loose)
 }
 
 
-# ---------------------------------------------------------------------- loopback servers
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def _answer(self) -> None:
-        if self.server.kind == "silent":
-            self.server.stop.wait(600)
-            return
-        if self.server.kind == "slow":
-            self.server.stop.wait(5.0)
-        code = 500 if self.server.kind == "http500" else 200
-        body = b'{"error": "internal"}' if code == 500 else b"{}"
-        try:
-            self.send_response(code)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass
-
-    do_GET = do_POST = do_PUT = do_HEAD = _answer
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.kind = kind
-        self.stop = threading.Event()
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-
-def _server_url(kind: str) -> tuple[str, Any]:
-    if kind == "refused":
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()
-        return f"http://127.0.0.1:{port}", None
-    server = _Server(kind)
-    return f"http://127.0.0.1:{server.server_address[1]}", server
-
-
 # ---------------------------------------------------------------------- running
 def _env(base: Path, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in CLEARED}
@@ -385,8 +338,8 @@ def run_case(name: str, scratch: Path) -> dict[str, Any]:
     extra = dict(case.get("env") or {})
     server = None
     if case.get("server"):
-        url, server = _server_url(case["server"])
-        extra.update({"WANDB_BASE_URL": url, "WANDB_API_KEY": FAKE_KEY})
+        server = FaultServer(case["server"], delay=5.0, hang=600)
+        extra.update({"WANDB_BASE_URL": server.url, "WANDB_API_KEY": FAKE_KEY})
     script = base / "case.py"
     script.write_text(PRELUDE + textwrap.dedent(case["body"]))
     prefix, preexec = _prefix(case, base / "cwd")
@@ -401,8 +354,7 @@ def run_case(name: str, scratch: Path) -> dict[str, Any]:
         out, err, code = (exc.stdout or b"").decode(), (exc.stderr or b"").decode(), "timeout"
     finally:
         if server is not None:
-            server.stop.set()
-            server.shutdown()
+            server.close()
     elapsed = time.monotonic() - t0
     result: dict[str, Any] = {"case": name, "what": case["what"], "exit": code,
                               "wall_s": round(elapsed, 2)}

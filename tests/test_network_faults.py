@@ -9,14 +9,10 @@ back from its offline transaction logs.
 
 from __future__ import annotations
 
-import contextlib
-import http.server
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopback import serve
 from wandb_helpers import (
     assert_once,
     assert_steps_strictly_increase,
@@ -56,100 +52,6 @@ SCRIPT = """
 """
 
 
-# ---------------------------------------------------------------------- loopback servers
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-
-    def _answer(self) -> None:
-        self.server.seen.append(f"{self.command} {self.path}")
-        kind = self.server.kind
-        if kind == "http500":
-            body = b'{"error": "internal"}'
-            self.send_response(500)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        # api_hangs: the health check answers, the API never does.
-        if self.path.rstrip("/").endswith("/healthz"):
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-            return
-        self.server.stop.wait(120)
-
-    do_GET = do_POST = do_PUT = do_HEAD = _answer
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.kind = kind
-        self.stop = threading.Event()
-        self.seen: list[str] = []
-
-
-class _Silent:
-    """Accepts connections and never answers."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.conns: list[socket.socket] = []
-        self.seen: list[str] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            self.seen.append("connection")
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.conns:
-            conn.close()
-
-
-@contextlib.contextmanager
-def serve(kind: str) -> Iterator[tuple[str, list[str]]]:
-    """(http://127.0.0.1:PORT, what it saw) of a loopback server with the given fault."""
-    if kind == "refused":
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        sock.close()  # nothing listens there any more
-        yield f"http://127.0.0.1:{port}", []
-    elif kind == "silent":
-        silent = _Silent()
-        try:
-            yield f"http://127.0.0.1:{silent.sock.getsockname()[1]}", silent.seen
-        finally:
-            silent.close()
-    else:
-        server = _Server(kind)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}", server.seen
-        finally:
-            server.stop.set()
-            server.shutdown()
-            server.server_close()
-
-
 CASES = [
     ("refused", "auto"),
     ("silent", "auto"),
@@ -162,11 +64,12 @@ CASES = [
 @pytest.mark.parametrize(("kind", "mode"), CASES, ids=[f"{k}-{m}" for k, m in CASES])
 def test_faulty_server_neither_slows_training_nor_loses_rows(
         tmp_path: Path, kind: str, mode: str) -> None:
-    with serve(kind) as (url, seen):
+    # "silent" here holds the raw connection and never reads it: the server sees only that.
+    with serve("silent_socket" if kind == "silent" else kind) as server:
         done = run_script(tmp_path, SCRIPT, args=[mode], timeout=60, env={
-            "WANDB_API_KEY": FAKE_KEY, "WANDB_BASE_URL": url,
+            "WANDB_API_KEY": FAKE_KEY, "WANDB_BASE_URL": server.url,
             "STEADYRUN_ONLINE_INIT_TIMEOUT": "8"})
-    rdir = done.rdir
+    rdir, seen = done.rdir, server.seen
 
     # Training never waits on the network.
     assert float(done.value("INIT")) < 5, done.output

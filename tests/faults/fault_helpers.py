@@ -8,19 +8,17 @@ The measured figures go to the scorecard file when STEADYRUN_SCORECARD is set.
 
 from __future__ import annotations
 
-import http.server
 import json
 import math
 import os
 import signal
-import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from loopback import FaultServer  # noqa: F401  (the loopback W&B stand-in; tests import it from here)
 from wandb_helpers import Finished, column, wandb_log
 
 import steadyrun
@@ -125,96 +123,6 @@ def same_value(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b or (
         isinstance(a, (int, float)) and isinstance(b, (int, float))
         and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
-
-
-# ---------------------------------------------------------------------- loopback servers
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: FaultServer
-    protocol_version = "HTTP/1.0"
-
-    def _answer(self) -> None:
-        kind = self.server.kind
-        self.server.requests += 1
-        if kind == "silent":
-            self.server.stop.wait(120)
-            return
-        if kind == "slow":
-            self.server.stop.wait(self.server.delay)
-        if kind == "http500":
-            self._send(500, b'{"error": "internal"}')
-        elif self.path.rstrip("/").endswith("/healthz"):
-            self._send(200, b"ok")
-        elif kind == "flaky":
-            self._send(500, b'{"error": "internal"}')  # up, but no W&B API behind it
-        else:
-            self._send(200, b"{}")
-
-    def _send(self, code: int, body: bytes) -> None:
-        try:
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass
-
-    do_GET = do_POST = do_PUT = do_HEAD = _answer
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-class FaultServer(http.server.ThreadingHTTPServer):
-    """A W&B stand-in on 127.0.0.1 that misbehaves on purpose.
-
-    kind: `refused` (nothing listens), `silent` (accepts, never answers), `http500`,
-    `slow` (every answer after `delay` seconds), `flaky` (health check answers, the API
-    answers 500; `down()` and `up()` take it away and bring it back on the same port).
-    """
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, kind: str, delay: float = 5.0, port: int = 0) -> None:
-        super().__init__(("127.0.0.1", port), _Handler, bind_and_activate=True)
-        self.kind = kind
-        self.delay = delay
-        self.stop = threading.Event()
-        self.requests = 0
-        self._thread: threading.Thread | None = None
-        self.port = self.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        if kind == "refused":
-            self.server_close()  # the port stays reserved in our hands: nobody listens
-        else:
-            self._serve()
-
-    def _serve(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-
-    def down(self) -> None:
-        """Stop listening: new connections are refused until `up()`."""
-        self.shutdown()
-        self.socket.close()
-
-    def up(self) -> None:
-        self.socket = socket.socket(self.address_family, self.socket_type)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind(("127.0.0.1", self.port))
-        self.socket.listen(64)
-        self._serve()
-
-    def close(self) -> None:
-        self.stop.set()
-        if self.kind != "refused":
-            try:
-                self.shutdown()
-            except Exception:
-                pass
-            self.server_close()
 
 
 def wait_shipped(rdir: Path, timeout: float = 3600) -> float:
