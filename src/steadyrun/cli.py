@@ -24,10 +24,12 @@ def _age(ts: float | None) -> str:
     return f"{int(s)}s"
 
 
-def _run_row(data: Any) -> dict[str, Any]:
+def _run_row(data: Any, rows: int | None = None, last_step: Any = None) -> dict[str, Any]:
     m = data.manifest
+    if rows is None:
+        rows, last_step = len(data.rows), data.last_step
     return {"id": data.id, "name": m.get("name"), "project": m.get("project"),
-            "state": data.state, "rows": len(data.rows), "last_step": data.last_step,
+            "state": data.state, "rows": rows, "last_step": last_step,
             "age": _age(m.get("created_at")), "dir": str(data.dir)}
 
 
@@ -35,9 +37,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .reader import list_runs, open_run
+    from .overview import overview
+    from .reader import list_runs
 
-    rows = [_run_row(open_run(d)) for d in list_runs(args.dir)]
+    rows = [_run_row(*overview(d)) for d in list_runs(args.dir)]
     if args.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
