@@ -11,13 +11,14 @@ import steadyrun
 HEAVY = ("wandb", "torch", "numpy")
 
 IMPORT_ONLY = """
-import sys, time
-start = time.perf_counter()
+import sys
+before = set(sys.modules)
 import steadyrun
-elapsed = time.perf_counter() - start
+loaded = set(sys.modules) - before
 import json
-print(json.dumps({"elapsed": elapsed,
-                  "heavy": [m for m in sys.argv[1:] if m in sys.modules],
+print(json.dumps({"heavy": [m for m in sys.argv[1:] if m in sys.modules],
+                  "foreign": sorted(m for m in loaded if m.split(".")[0] != "steadyrun"
+                                    and m.split(".")[0] not in sys.stdlib_module_names),
                   "version": steadyrun.__version__}))
 """
 
@@ -39,12 +40,13 @@ print(json.dumps({"rows": len(data.rows), "heavy": [m for m in sys.argv[1:] if m
 """
 
 
-def test_import_pulls_in_no_heavy_library_and_is_fast(run_python):
+def test_import_pulls_in_no_heavy_library_and_nothing_but_the_stdlib(run_python):
+    """Why `import steadyrun` is cheap (benchmarks/ measures how cheap): it loads its own
+    package and standard-library modules, nothing else."""
     result = json.loads(run_python(IMPORT_ONLY, *HEAVY).stdout)
     assert result["heavy"] == []
+    assert result["foreign"] == []
     assert result["version"] == steadyrun.__version__
-    # Typically a few milliseconds; the bound only catches an accidental heavy import.
-    assert result["elapsed"] < 0.5, f"import steadyrun took {result['elapsed']:.3f} s"
 
 
 def test_a_local_run_pulls_in_no_heavy_library(run_python):
