@@ -92,3 +92,26 @@ def test_an_unreadable_run_json_still_lists_the_run(sr_root: Path, garbage: byte
     run.finish()
     (run.dir / "run.json").write_bytes(garbage)
     assert _same(run.dir) == (10, 9, "finished")
+
+
+def test_the_last_row_is_found_behind_large_records(sr_root: Path, monkeypatch) -> None:
+    monkeypatch.setattr(overview, "TAIL", 4096)  # the window must grow past the tables
+    run = steadyrun.init(mode="local")
+    for i in range(100):
+        run.log({"train/loss": float(i)})
+    run.log_table("preds", columns=["a"], rows=[["x" * 1000] for _ in range(40)])
+    run.summary.update({"best": 1.0})
+    run.finish()
+    assert _same(run.dir) == (100, 99, "finished")
+
+
+def test_a_torn_row_longer_than_the_window_is_not_counted(sr_root: Path, monkeypatch) -> None:
+    monkeypatch.setattr(overview, "TAIL", 1024)
+    run = steadyrun.init(mode="local")
+    for i in range(50):
+        run.log({"train/loss": float(i)})
+    run.finish()
+    seg = next((run.dir / "segments").glob("owner-*.jsonl"))
+    with open(seg, "ab") as fh:
+        fh.write(b'{"k":"row","t":9e9,"x":7,"v":{"big":"' + b"y" * 5000)
+    assert _same(run.dir) == (50, 49, "finished")

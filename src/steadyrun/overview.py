@@ -28,38 +28,51 @@ TAIL = 256 << 10  # bytes parsed at a segment's end: rows settled late (deferred
 # are written after rows logged later, so the last step is the latest row of the tail
 
 
-def _count_rows(path: Path) -> tuple[int, int]:
-    """(row lines, size) of one segment, read in pieces so memory stays flat."""
+def _count_rows(path: Path, size: int) -> int:
+    """Row lines in the first `size` bytes of a segment, read in pieces (flat memory)."""
     count = 0
-    size = 0
     carry = b"\n"  # a file starts like a line
     with open(path, "rb") as fh:
-        while piece := fh.read(PIECE):
-            size += len(piece)
+        left = size
+        while left > 0 and (piece := fh.read(min(PIECE, left))):
+            left -= len(piece)
             data = carry + piece
             count += data.count(b"\n" + ROW_START)
             carry = data[-len(ROW_START):]  # a row start split by the piece boundary
-    return count, size
+    return count
 
 
-def _edge_records(path: Path, size: int) -> tuple[dict[str, Any], list[dict[str, Any]], bool]:
-    """(the first record, the complete records of the tail, whether the segment ends in
-    a torn row line: counted by `_count_rows`, skipped by the reader)."""
-    with open(path, "rb") as fh:
-        head = fh.readline()
-        fh.seek(max(0, size - TAIL))
-        tail = fh.read()
+def _tail(fh: Any, size: int) -> tuple[list[dict[str, Any]], bool]:
+    """(the complete records at the end of the first `size` bytes, whether those bytes end
+    in a torn row line: counted by `_count_rows`, skipped by the reader).
+
+    The window grows until it holds a row (a table or a late burst of other records can
+    follow the last row) or the whole segment. Rows settled late (deferred tensors) are
+    written after rows logged later: the latest row of the window is the last step.
+    """
+    window = TAIL
+    while True:
+        start = max(0, size - window)
+        fh.seek(max(0, start - 1))
+        data = fh.read(size - max(0, start - 1))
+        if start > 0:  # from just after the first newline: the first line may be cut
+            cut = data.find(b"\n")
+            data = data[cut + 1:] if cut >= 0 else b""
+        end = data.rfind(b"\n") + 1
+        torn_row = data[end:].startswith(ROW_START)
+        records, _ = parse_lines(data[:end]) if end else ([], 0)
+        has_row = any(rec.get("k") == "row" for rec in records)
+        if start == 0 or (end and has_row):
+            return records, torn_row  # the torn line's start is in the window
+        window *= 4
+
+
+def _first(head: bytes) -> dict[str, Any]:
     try:
         first = orjson.loads(head) if head.endswith(b"\n") else {}
     except orjson.JSONDecodeError:
-        first = {}
-    if size > TAIL:
-        tail = tail[tail.find(b"\n") + 1:]  # the first line of the tail is cut
-    end = tail.rfind(b"\n") + 1
-    torn_row = tail[end:].startswith(ROW_START)
-    tail = tail[:end]
-    records, _ = parse_lines(tail) if tail else ([], 0)
-    return (first if isinstance(first, dict) else {}), records, torn_row
+        return {}
+    return first if isinstance(first, dict) else {}
 
 
 def overview(rdir: Path) -> tuple[RunData, int, Any]:
@@ -72,9 +85,15 @@ def overview(rdir: Path) -> tuple[RunData, int, Any]:
     rows = 0
     last: tuple[float, Any] | None = None
     for path in list_segments(rdir):
-        n, size = _count_rows(path)
-        first, tail, torn_row = _edge_records(path, size)
-        rows += n - torn_row
+        try:
+            size = path.stat().st_size  # one moment for the count and the tail alike
+            with open(path, "rb") as fh:
+                head = fh.readline()
+                tail, torn_row = _tail(fh, size)
+        except FileNotFoundError:
+            continue
+        rows += _count_rows(path, size) - torn_row
+        first = _first(head)
         closed = bool(tail) and tail[-1].get("k") == "close"
         segments[path.stem] = {
             "role": first.get("role"), "pid": first.get("pid"), "host": first.get("host"),

@@ -61,6 +61,7 @@ class SidecarHandle:
             finally:
                 log.close()
         self.how = "thread"
+        self.proc = None  # a dead process of an earlier start must not hide the thread
         self.thread = threading.Thread(target=supervise, name="steadyrun-sidecar", daemon=True,
                                        args=(self.run.dir, self.run.mode, os.getpid()),
                                        kwargs={"in_thread": True})
