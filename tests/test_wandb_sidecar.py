@@ -453,3 +453,19 @@ def test_sync_right_after_training_and_sidecar_were_killed_ends_crashed(
     assert log.exit_code not in (None, 0)
     assert "crashed" in log.run["tags"] and "t" in log.run["tags"]
     assert sink_status(done.rdir)["state"] == "crashed"
+
+
+def test_an_explicit_summary_after_the_last_row_wins(tmp_path: Path) -> None:
+    """W&B holds the last row open until finish and then writes its summary; the sink
+    commits every row, so a later `summary` of the same key is what W&B keeps."""
+    done = run_script(tmp_path, """
+        import steadyrun
+        run = steadyrun.init(project="summ")
+        for i in range(10):
+            run.log({"train/loss": float(i)})
+        run.summary["train/loss"] = -5.0  # e.g. the best, set by hand at the end
+        run.finish()
+    """)
+    log = wandb_log(done.rdir)
+    assert column(log, "train/loss") == [float(i) for i in range(10)]
+    assert log.summary["train/loss"] == -5.0

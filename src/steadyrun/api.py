@@ -67,12 +67,15 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
          all_ranks: bool = False, log_interval: int = 10, gpu_stats_interval: int = 100,
          sidecar: str = "process", finish_timeout: float = 60.0,
          metadata: bool | None = None, required_tags: Sequence[str] | None = None,
-         **_unknown: Any) -> Run | InertRun:
+         wandb_rows_per_min: float | None = None, **_unknown: Any) -> Run | InertRun:
     """Start or join the pipeline's run. See DESIGN.md section 2 for every argument.
 
     `metadata` (default on; `STEADYRUN_METADATA=0` turns the default off) records git,
     host, command line, seeds, SLURM and versions under the config key `steadyrun`.
     `required_tags` refuses, with a ValueError naming them, a run missing any of them.
+    `wandb_rows_per_min` (or STEADYRUN_WANDB_ROWS_PER_MIN) thins what W&B receives to at
+    most that many rows per minute of each kind of row; the local log keeps every row
+    (sinks/wandb_budget.py says which rows are always shipped).
     """
     if _unknown:
         raise TypeError(f"steadyrun.init() got unknown arguments: {', '.join(_unknown)}")
@@ -172,6 +175,9 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     })
     if fallback_from is not None:
         manifest["fallback_from"] = fallback_from
+    budget = _rows_per_min(wandb_rows_per_min, strict_)
+    if budget is not None:
+        manifest["wandb_rows_per_min"] = budget
     _redact_free_text(manifest)
     atomic_write_json(rdir / "run.json", manifest)
 
@@ -191,6 +197,26 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         run._sidecar = start_sidecar(run, how=sidecar, finish_timeout=finish_timeout)
         run._heartbeat.callbacks.append(run._sidecar.check)
     return run
+
+
+def _rows_per_min(value: float | None, strict: bool) -> float | None:
+    """The W&B row budget from the argument or STEADYRUN_WANDB_ROWS_PER_MIN; a bad one is
+    an error in strict mode, else said once and ignored (every row then ships)."""
+    raw: Any = value if value is not None else os.environ.get("STEADYRUN_WANDB_ROWS_PER_MIN")
+    if raw is None or raw == "":
+        return None
+    try:
+        budget = float(raw)
+        if not budget > 0 or budget == float("inf"):
+            raise ValueError
+    except (TypeError, ValueError):
+        msg = (f"steadyrun: wandb_rows_per_min must be a number > 0, got {raw!r}; without "
+               f"it every row ships to W&B")
+        if strict:
+            raise ValueError(msg) from None
+        print(msg, file=sys.stderr)
+        return None
+    return budget
 
 
 def _redact_free_text(manifest: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ import orjson
 from ..layout import atomic_write_json, sinks_dir
 from ..steps import is_step_metric, step_metric_of
 from ..values import restore_nonfinite
+from .wandb_budget import RowBudget, defined_metrics
 
 GOAL_SUMMARY = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
 
@@ -78,6 +79,7 @@ class WandbSink:
         self._user_defined: set[str] = set()
         self._counters: dict[str, int] = {}
         self._run_id = rdir.name
+        self.budget: RowBudget | None = None  # the opt-in row budget (wandb_budget.py)
 
     # ------------------------------------------------------------------ status
     def status(self, **fields: Any) -> None:
@@ -95,6 +97,10 @@ class WandbSink:
         import wandb
 
         self._run_id = manifest.get("id", self.rdir.name)
+        if manifest.get("wandb_rows_per_min"):
+            self.budget = RowBudget(float(manifest["wandb_rows_per_min"]))
+            for rec in defined_metrics(self.rdir):
+                self.budget.watch_best(rec["key"], rec.get("goal"), rec.get("summary"))
         self.wandb_dir.mkdir(parents=True, exist_ok=True)
         stats_pid = self.owner_pid if self.owner_pid and os.environ.get(
             "STEADYRUN_WANDB_STATS", "1") != "0" else None
@@ -154,6 +160,10 @@ class WandbSink:
     def close(self, exit_code: int, state: str) -> None:
         if self.run is None:
             return
+        if self.budget is not None:
+            # The true last value of every key whose last row the budget held back.
+            self.run.summary.update(self.budget.final_summary())
+            self._counters["sampled_out"] = self.budget.sampled_out
         if self._counters:
             self.run.summary.update({f"steadyrun/{k}": v for k, v in self._counters.items()})
         if state == "crashed":
@@ -164,7 +174,8 @@ class WandbSink:
             import wandb
 
             wandb.teardown()  # wait for wandb-core to write everything, then stop it
-        self.status(state=state, exit_code=exit_code, finished=True)
+        self.status(state=state, exit_code=exit_code, finished=True,
+                    **({"sampled_out": self.budget.sampled_out} if self.budget else {}))
 
     # ------------------------------------------------------------------ records
     def ship(self, rec: dict[str, Any], step: int | None) -> None:
@@ -189,13 +200,21 @@ class WandbSink:
 
     def _ship_row(self, rec: dict[str, Any], step: int | None) -> None:
         values = _values(rec)
+        if self.budget is not None and not self.budget.keep(rec.get("t", 0.0), values):
+            return  # kept locally; its `_step` stays unused, so W&B's steps keep their order
         for key in values:
             if key not in self._defined:
                 self._define(key)
-        self.run.log(values, step=step)
+        # commit=True: W&B writes the row now. With only `step`, it holds the last row
+        # open for more keys and writes it (and its summary) at finish, after any summary
+        # update made since: a key's explicit summary would lose to its last row.
+        self.run.log(values, step=step, commit=True)
 
     def _ship_summary(self, rec: dict[str, Any], step: int | None) -> None:
-        self.run.summary.update(_values(rec))
+        values = _values(rec)
+        if self.budget is not None:
+            self.budget.summary_set(values)
+        self.run.summary.update(values)
 
     def _ship_config(self, rec: dict[str, Any], step: int | None) -> None:
         self.run.config.update(rec["v"], allow_val_change=True)
@@ -217,6 +236,8 @@ class WandbSink:
                   f"ship, on W&B's default axis", file=sys.stderr)
         self._user_defined.add(key)
         self._defined.add(key)
+        if self.budget is not None:
+            self.budget.watch_best(key, goal, rec.get("summary"))
 
     def _ship_table(self, rec: dict[str, Any], step: int | None) -> None:
         import wandb
@@ -234,7 +255,7 @@ class WandbSink:
         """Tables and images sit on their namespace's axis too, like every row (3.1)."""
         key = rec["key"]
         self._define(key)
-        self.run.log({key: value, step_metric_of(key): rec.get("x", 0)}, step=step)
+        self.run.log({key: value, step_metric_of(key): rec.get("x", 0)}, step=step, commit=True)
 
     def _ship_file(self, rec: dict[str, Any], step: int | None) -> None:
         path = self.rdir / rec["path"]

@@ -1,0 +1,103 @@
+"""The opt-in W&B row budget, checked against W&B's own transaction log and the local log.
+
+The local log must keep every row; W&B gets the first row of each kind of row in each
+window, every row that brings a new key or a new best, and the true last values in its
+summary.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from wandb_helpers import assert_steps_strictly_increase, run_script, sink_status, wandb_log
+
+import steadyrun
+from steadyrun.sinks.wandb_budget import defined_metrics
+from steadyrun.steps import is_step_metric
+
+SCRIPT = """
+    import time, steadyrun
+    run = steadyrun.init(project="budget", wandb_rows_per_min=240)  # a window of 0.25 s
+    run.define_metric("val/acc", goal="maximize")
+    for i in range(300):
+        row = {"train/loss": 1.0 / (i + 1)}
+        if i == 137:
+            row["train/extra"] = 1.0  # a key first seen late
+        run.log(row)
+        if i % 40 == 39:  # a burst inside one window: a first, a new best, a worse one
+            b = i // 40
+            for acc in (0.1 * b + 0.01, 0.1 * b + 0.05, 0.1 * b + 0.02):
+                run.log({"val/acc": acc})
+        time.sleep(0.005)
+    run.log({"train/loss": -1.0})  # the last value: inside a window, so held back
+    run.finish()
+"""
+
+
+def _kind(values: dict) -> tuple[str, ...]:
+    return tuple(sorted(k for k in values if is_step_metric(k)))
+
+
+def test_budget_thins_wandb_and_keeps_every_row_locally(tmp_path: Path) -> None:
+    done = run_script(tmp_path, SCRIPT, timeout=120)
+    data = steadyrun.open_run(done.rdir)
+    local = [r for r in data.records if r["k"] == "row"]
+    assert len(local) == 300 + 3 * 7 + 1  # every row kept locally
+    log = wandb_log(done.rdir)
+    assert_steps_strictly_increase(log)
+    shipped = [{k: v for k, v in row.items() if not k.startswith("_")} for row in log.history]
+    assert 0 < len(shipped) < len(local) / 2  # thinned
+
+    # Every W&B row is a local row, whole; find each one's time and window.
+    by_values = {tuple(sorted(r["v"].items())): r for r in local}
+    window = 60.0 / 240
+    seen: dict[tuple, set] = defaultdict(set)
+    for row in shipped:
+        rec = by_values[tuple(sorted(row.items()))]
+        seen[_kind(row)].add(int(rec["t"] // window))
+    # The first row of each kind in every window reached W&B.
+    for rec in local:
+        assert int(rec["t"] // window) in seen[_kind(rec["v"])], rec
+    # A row with a new key and every new best of a goal metric reached W&B.
+    assert any("train/extra" in row for row in shipped)
+    best, improving = float("-inf"), []
+    for rec in local:
+        acc = rec["v"].get("val/acc")
+        if acc is not None and acc > best:
+            best = acc
+            improving.append(rec)
+    assert len(improving) == 14  # the first two of each burst
+    shipped_rows = {tuple(sorted(row.items())) for row in shipped}
+    for rec in improving:
+        assert tuple(sorted(rec["v"].items())) in shipped_rows, rec
+    val_shipped = sum("val/acc" in row for row in shipped)
+    assert 14 <= val_shipped < 21  # the worse third of a burst is held back (mostly)
+    # The summary holds the true last value and says how many rows W&B did not get.
+    assert log.summary["train/loss"] == -1.0 != shipped[-1].get("train/loss")
+    sampled_out = len(local) - len(shipped)
+    assert log.summary["steadyrun/sampled_out"] == sampled_out
+    assert sink_status(done.rdir)["sampled_out"] == sampled_out
+    assert data.manifest["wandb_rows_per_min"] == 240
+
+
+def test_a_bad_budget_is_said_and_ignored_or_refused_in_strict_mode(sr_root: Path,
+                                                                     capsys) -> None:
+    run = steadyrun.init(mode="local", wandb_rows_per_min=-5)
+    run.finish()
+    assert "wandb_rows_per_min must be a number > 0" in capsys.readouterr().err
+    assert "wandb_rows_per_min" not in steadyrun.open_run(run.id).manifest
+    with pytest.raises(ValueError, match="wandb_rows_per_min"):
+        steadyrun.init(mode="local", wandb_rows_per_min="often", strict=True)
+
+
+def test_metric_definitions_are_found_for_a_restarted_sidecar(sr_root: Path) -> None:
+    run = steadyrun.init(mode="local")
+    for i in range(1000):
+        run.log({"train/loss": float(i)})
+    run.define_metric("val/acc", goal="maximize")
+    run.define_metric("val/loss", summary="min")
+    run.finish()
+    found = {rec["key"]: (rec.get("goal"), rec.get("summary")) for rec in defined_metrics(run.dir)}
+    assert found == {"val/acc": ("maximize", None), "val/loss": (None, "min")}
