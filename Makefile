@@ -22,6 +22,7 @@ demo: $(VENV)/.demo
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/python -m pip check  # the offline part of the dependency audit (see make audit)
 	$(BIN)/python -m pytest -q -n 2 tests
 
 bench: $(VENV)/.dev
