@@ -38,7 +38,7 @@ class InertRun:
         self.summary = _NullMapping()
         self.config = _NullMapping()
 
-    log_summary = define_metric = log_table = log_image = alert = _noop
+    log_summary = define_metric = log_table = log_image = log_histogram = watch = alert = _noop
     save = log_artifact = log_checkpoint = log_config_artifact = flush = finish = _noop
 
     def log(self, metrics: Any = None, step: Any = None, commit: bool = True,

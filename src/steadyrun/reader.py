@@ -140,6 +140,11 @@ class RunData:
         return self._of("table")
 
     @property
+    def histograms(self) -> list[dict[str, Any]]:
+        """Histogram records: `x` (the step) and `v`, key -> counts, edges, nonfinite."""
+        return self._of("histogram")
+
+    @property
     def images(self) -> list[dict[str, Any]]:
         return self._of("image")
 

@@ -100,6 +100,11 @@ def table(key: str, columns: list[str], rows: list[list[Any]], x: int) -> dict[s
     return {"k": "table", "t": time.time(), "key": key, "columns": columns, "rows": rows, "x": x}
 
 
+def histogram(values: dict[str, dict[str, Any]], x: int) -> dict[str, Any]:
+    """Histograms of one or more keys at one point of the axis: one W&B history row."""
+    return {"k": "histogram", "t": time.time(), "x": x, "v": values}
+
+
 def image(key: str, path: str, caption: str | None, x: int) -> dict[str, Any]:
     return {"k": "image", "t": time.time(), "key": key, "path": path, "caption": caption, "x": x}
 

@@ -80,6 +80,7 @@ class Run(RunExtras):
         self.gpu_stats_interval = 100
         self._deferred = DeferredRows()  # rows holding tensors, read once per interval
         self._trainer: Any = None  # training.StepLogger, made by the first log_training_step
+        self._watched: Any = None  # (model, log, log_freq, bins) of run.watch
         self._metadata: Any = None  # metadata.Collector of the owner
         self.summary = RunMapping(self._on_summary)
         self.config = RunMapping(self._on_config)

@@ -76,6 +76,62 @@ class RunExtras:
             return
         self._append(records.encode(records.image(key, rel, caption, self._x(step, key))))
 
+    def log_histogram(self, key: str, values: Any, step: int | None = None,
+                      bins: int = 64) -> None:
+        """A histogram of numbers (tensor, array, sequence), binned where they live."""
+        self._log_histograms({key: values}, step, bins)
+
+    def watch(self, model: Any, log: str = "gradients", log_freq: int = 100,
+              bins: int = 64) -> None:
+        """Histograms of `model`'s parameters and/or gradients every `log_freq` steps of
+        `log_training_step` (W&B's `watch`, without its hooks): `parameters/<name>` and
+        `gradients/<name>`, one W&B row and one host transfer per interval."""
+        from .histograms import WATCH_LOG
+
+        if log not in WATCH_LOG or isinstance(log_freq, bool) or not isinstance(log_freq, int) \
+                or log_freq < 1:
+            self._bad("watch", (log, log_freq), f"log must be one of {WATCH_LOG} and log_freq "
+                      f"an int >= 1, got {log!r}, {log_freq!r}", ValueError)
+            return
+        self._watched = (model, log, log_freq, bins)
+
+    def _watch_step(self, step: int, prefix: str = "") -> None:
+        """Called by the step logger: the watched model's histograms when they are due
+        (under the stage's prefix, so stages restarting at step 0 keep their own axes)."""
+        model, log, log_freq, bins = self._watched
+        if step % log_freq:
+            return
+        named: dict[str, Any] = {}
+        for name, param in model.named_parameters():
+            if log in ("parameters", "all"):
+                named[f"{prefix}parameters/{name}"] = param
+            if log in ("gradients", "all") and param.grad is not None:
+                named[f"{prefix}gradients/{name}"] = param.grad
+        if named:
+            self._log_histograms(named, step, bins)
+
+    def _log_histograms(self, named: dict[str, Any], step: int | None, bins: int) -> None:
+        from .histograms import of_many
+
+        good: dict[str, Any] = {}
+        for key, values in named.items():
+            try:
+                check_key(key)
+                good[key] = values
+            except Rejected as exc:
+                self._bad(key, values, exc.reason, exc.exc_type)
+        try:
+            hists = of_many(good, bins)
+        except Rejected as exc:
+            # One bad input must not cost the others their histograms.
+            self._bad(exc.key, good.pop(exc.key), exc.reason, exc.exc_type)
+            if good:
+                self._log_histograms(good, step, bins)
+            return
+        if hists:
+            x = self._x(step, next(iter(hists)))
+            self._append(records.encode(records.histogram(hists, x)))
+
     def save(self, path: str | os.PathLike[str], name: str | None = None) -> Path | None:
         """Copy a file into the run's files/ folder now, so later edits cannot change it."""
         src = Path(path)

@@ -24,7 +24,7 @@ from .layout import hostname, read_manifest, sinks_dir
 from .reader import STALE_AFTER, _pid_alive
 from .segment_reader import list_segments, read_from
 
-STEP_KINDS = frozenset(("row", "table", "image"))  # each becomes one W&B history row
+STEP_KINDS = frozenset(("row", "table", "image", "histogram"))  # each becomes one W&B history row
 BATCH_BYTES = 4 << 20
 
 

@@ -252,6 +252,8 @@ class StepLogger:
             self.next_gpu = (step // self.gpu_every + 1) * self.gpu_every
         if row:
             self._emit(row, step)
+        if getattr(self.run, "_watched", None) is not None:
+            self.run._watch_step(step, self.prefix)
 
     def _add(self, name: str, value: Any) -> None:
         bucket = self.losses.get(name)

@@ -251,6 +251,16 @@ class WandbSink:
         img = wandb.Image(str(self.rdir / rec["path"]), caption=rec.get("caption"))
         self._log_media(rec, img, step)
 
+    def _ship_histogram(self, rec: dict[str, Any], step: int | None) -> None:
+        import wandb
+
+        row: dict[str, Any] = {}
+        for key, hist in rec["v"].items():
+            self._define(key)
+            row[key] = wandb.Histogram(np_histogram=(hist["counts"], hist["edges"]))
+            row[step_metric_of(key)] = rec.get("x", 0)
+        self.run.log(row, step=step, commit=True)
+
     def _log_media(self, rec: dict[str, Any], value: Any, step: int | None) -> None:
         """Tables and images sit on their namespace's axis too, like every row (3.1)."""
         key = rec["key"]
