@@ -149,3 +149,50 @@ def test_config_artifact_is_the_resolved_redacted_config_as_yaml(new_run):
     assert [f["name"] for f in data.files] == ["config.yaml"]
     (art,) = data.artifacts
     assert art["type"] == "config" and art["upload"] is True and art["path"] == str(path)
+
+
+def test_the_best_checkpoint_gets_the_alias_best_and_keeps_its_metadata(new_run, tmp_path):
+    run = new_run()
+    losses = [0.9, 0.5, 0.7, 0.4, 0.6]
+    for i, loss in enumerate(losses):
+        path = tmp_path / f"ckpt{i}.pt"
+        path.write_bytes(b"w" * (i + 1))
+        run.log_checkpoint(path, metric=loss, metadata={"epoch": i, "api_key": "planted-key"})
+    run.finish()
+    arts = steadyrun.open_run(run.id).artifacts
+    best = [i for i, a in enumerate(arts[:5]) if "best" in a["aliases"]]
+    assert best == [0, 1, 3]  # each one beat every earlier checkpoint
+    assert all("latest" in a["aliases"] for a in arts) and len(arts) == 5
+    assert [a["metadata"]["metric"] for a in arts[:5]] == losses
+    assert [a["metadata"]["epoch"] for a in arts[:5]] == list(range(5))
+    assert all(a["metadata"]["api_key"] == REDACTED for a in arts[:5])
+    acc = new_run()
+    for a in (0.5, 0.8, 0.7):
+        acc.log_checkpoint(tmp_path / "ckpt0.pt", metric=a, goal="maximize")
+    acc.finish()
+    assert ["best" in a["aliases"] for a in steadyrun.open_run(acc.id).artifacts] == [
+        True, True, False]
+
+
+def test_uploaded_checkpoint_metadata_reaches_wandb(tmp_path):
+    from wandb_helpers import run_script, wandb_files
+
+    from steadyrun.wandb_txlog import iter_records
+
+    done = run_script(tmp_path, """
+        import pathlib, steadyrun
+        run = steadyrun.init(project="ckpt")
+        p = pathlib.Path("model.pt"); p.write_bytes(b"m" * 100)
+        run.log({"val/loss": 0.3})
+        run.log_checkpoint(p, metric=0.3, metadata={"epoch": 4}, force=True)
+        run.finish()
+    """, timeout=120)
+    found = []
+    for path in wandb_files(done.rdir):
+        for rec in iter_records(path):
+            if rec.WhichOneof("record_type") == "artifact":
+                found.append((rec.artifact.type, sorted(rec.artifact.aliases),
+                              yaml.safe_load(rec.artifact.metadata)))
+    (kind, aliases, meta), = found
+    assert kind == "model" and aliases == ["best", "latest"]
+    assert meta["metric"] == 0.3 and meta["epoch"] == 4 and meta["size"] == 100

@@ -127,3 +127,16 @@ def test_histograms_reach_wandb_on_their_namespace_axis(tmp_path: Path) -> None:
             assert row[step_key] == rec["x"]
             assert log.metrics[key]["step_metric"] == step_key
     assert [r["gradients/step"] for r in rows[:3]] == [0, 10, 20]
+
+
+def test_model_size_goes_to_the_summary_once(new_run) -> None:
+    run = new_run(log_interval=5)
+    model, opt, x, y = _tiny()
+    model[0].weight.requires_grad_(False)
+    for step in range(10):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        run.log_training_step(loss.detach(), step, model=model)
+    run.finish()
+    summary = steadyrun.open_run(run.id).summary
+    assert summary["model/parameters"] == sum(p.numel() for p in model.parameters()) == 49
+    assert summary["model/trainable_parameters"] == 49 - 32

@@ -21,7 +21,7 @@ import stat
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +110,12 @@ def walk(root: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]]]:
 def log_artifact(run: Any, path: str | os.PathLike[str], type: str = "model",
                  name: str | None = None, aliases: Sequence[str] | str | None = None,
                  force: bool = False, step: int | None = None,
-                 default_name: str | None = None) -> dict[str, Any] | None:
-    """Record a file or folder as an artifact of the run; see the module docstring."""
+                 default_name: str | None = None,
+                 metadata: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """Record a file or folder as an artifact of the run; see the module docstring.
+
+    `metadata` (validation loss, epoch...) is kept with the record and given to the W&B
+    artifact; it is cleaned and redacted like the config."""
     src = Path(path)
     if not src.exists():
         run._bad(str(path), path, "log_artifact() needs an existing file or folder",
@@ -142,6 +146,11 @@ def log_artifact(run: Any, path: str | os.PathLike[str], type: str = "model",
                            upload, files)
     if skipped:
         rec["skipped"] = skipped
+    if metadata:
+        from .config_input import clean_config
+
+        rec["metadata"] = clean_config(
+            metadata, lambda k, v, why: run._bad(f"{art_name}.metadata.{k}", v, why, TypeError))
     run._append(records.encode(rec))
     if upload:
         print(f"steadyrun: artifact {art_name!r} ({type}) goes to W&B: {human_size(size)} in "
@@ -162,10 +171,29 @@ def log_artifact(run: Any, path: str | os.PathLike[str], type: str = "model",
 
 def log_checkpoint(run: Any, path: str | os.PathLike[str],
                    aliases: Sequence[str] | str | None = ("latest",), force: bool = False,
-                   name: str | None = None, step: int | None = None) -> dict[str, Any] | None:
-    """A model artifact named `checkpoint-<run id>`: each call adds a version."""
-    return log_artifact(run, path, type="model", name=name, aliases=aliases, force=force,
-                        step=step, default_name=f"checkpoint-{run.id}")
+                   name: str | None = None, step: int | None = None,
+                   metadata: Mapping[str, Any] | None = None, metric: float | None = None,
+                   goal: str = "minimize") -> dict[str, Any] | None:
+    """A model artifact named `checkpoint-<run id>`: each call adds a version.
+
+    With `metric` (say the validation loss), a checkpoint that beats every earlier one of
+    this run under `goal` also gets the alias `best` (W&B moves it to the new version),
+    and the metric goes into its metadata: the best model is found by its alias, not by
+    reading the logs (seed 003)."""
+    alias_list = [aliases] if isinstance(aliases, str) else list(aliases or ["latest"])
+    meta = dict(metadata or {})
+    if metric is not None:
+        if goal not in ("minimize", "maximize"):
+            run._bad("log_checkpoint.goal", goal, "goal must be 'minimize' or 'maximize'",
+                     ValueError)
+            goal = "minimize"
+        meta["metric"] = metric
+        best = getattr(run, "_best_checkpoint_metric", None)
+        if best is None or (metric < best if goal == "minimize" else metric > best):
+            run._best_checkpoint_metric = metric
+            alias_list = [*[a for a in alias_list if a != "best"], "best"]
+    return log_artifact(run, path, type="model", name=name, aliases=alias_list, force=force,
+                        step=step, default_name=f"checkpoint-{run.id}", metadata=meta)
 
 
 def log_config_artifact(run: Any, name: str = "config.yaml") -> Path | None:

@@ -66,7 +66,8 @@ def show_dict(data: Any) -> dict[str, Any]:
             "anomalies": data.anomalies, "torn": data.torn, "segments": data.segments,
             "tables": [t["key"] for t in data.tables], "images": [i["path"] for i in data.images],
             "files": [f["path"] for f in data.files], "alerts": data.alerts,
-            "wandb_dirs": [str(p) for p in wandb_run_dirs(data)]}
+            "wandb_dirs": [str(p) for p in wandb_run_dirs(data)],
+            "wandb_url": data.wandb.get("url")}
 
 
 def wandb_run_dirs(data: Any) -> list[Any]:
@@ -127,6 +128,8 @@ def cmd_show(args: argparse.Namespace) -> int:
             con.print(f"{name}: {', '.join(info[name])}", soft_wrap=True)
     for a in info["anomalies"]:
         con.print(f"[yellow]anomaly[/] {_fmt_event(a)}")
+    if data.wandb.get("url"):
+        con.print(f"W&B run: {data.wandb['url']}", soft_wrap=True)
     for d in info["wandb_dirs"]:
         con.print(f"W&B files: {d}\n  view offline: wandb leet {d}\n  upload: steadyrun sync "
                   f"{info['id']}  (or: wandb sync {d})", soft_wrap=True)

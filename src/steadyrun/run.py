@@ -81,6 +81,7 @@ class Run(RunExtras):
         self._deferred = DeferredRows()  # rows holding tensors, read once per interval
         self._trainer: Any = None  # training.StepLogger, made by the first log_training_step
         self._watched: Any = None  # (model, log, log_freq, bins) of run.watch
+        self._sized_model: Any = None  # the model whose parameter count is in the summary
         self._metadata: Any = None  # metadata.Collector of the owner
         self.summary = RunMapping(self._on_summary)
         self.config = RunMapping(self._on_config)

@@ -94,6 +94,13 @@ class RunExtras:
                       f"an int >= 1, got {log!r}, {log_freq!r}", ValueError)
             return
         self._watched = (model, log, log_freq, bins)
+        self.summary.update(model_size(model))
+
+    def _model_seen(self, model: Any) -> None:
+        """The first model `log_training_step` sees: its size goes to the summary once."""
+        if self._sized_model is not model:
+            self._sized_model = model
+            self.summary.update(model_size(model))
 
     def _watch_step(self, step: int, prefix: str = "") -> None:
         """Called by the step logger: the watched model's histograms when they are due
@@ -190,20 +197,25 @@ class RunExtras:
 
     def log_checkpoint(self, path: str | os.PathLike[str], aliases: Any = ("latest",),
                        force: bool = False, name: str | None = None,
-                       step: int | None = None) -> dict[str, Any] | None:
-        """Record a checkpoint; uploaded only under the model policy (checkpoints.py)."""
+                       step: int | None = None, metadata: dict[str, Any] | None = None,
+                       metric: float | None = None,
+                       goal: str = "minimize") -> dict[str, Any] | None:
+        """Record a checkpoint; uploaded only under the model policy (checkpoints.py).
+        With `metric`, the best one so far also gets the alias `best`."""
         from .checkpoints import log_checkpoint
 
-        return log_checkpoint(self, path, aliases=aliases, force=force, name=name, step=step)
+        return log_checkpoint(self, path, aliases=aliases, force=force, name=name, step=step,
+                              metadata=metadata, metric=metric, goal=goal)
 
     def log_artifact(self, path: str | os.PathLike[str], type: str = "model",
                      name: str | None = None, aliases: Any = None, force: bool = False,
-                     step: int | None = None) -> dict[str, Any] | None:
+                     step: int | None = None,
+                     metadata: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Record a file or folder as an artifact; same upload policy as checkpoints."""
         from .checkpoints import log_artifact
 
         return log_artifact(self, path, type=type, name=name, aliases=aliases, force=force,
-                            step=step)
+                            step=step, metadata=metadata)
 
     def log_config_artifact(self, name: str = "config.yaml") -> Path | None:
         """The resolved, redacted config as YAML under files/, and a `config` artifact."""
@@ -216,3 +228,14 @@ def _table_cell(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return obj.item()
     raise TypeError(f"{type(obj).__name__} is not a JSON value")
+
+
+def model_size(model: Any) -> dict[str, int]:
+    """`model/parameters` and `model/trainable_parameters` (seed 003's parameter counts),
+    from shapes alone: no device read."""
+    total = trainable = 0
+    for param in model.parameters():
+        n = param.numel()
+        total += n
+        trainable += n if param.requires_grad else 0
+    return {"model/parameters": total, "model/trainable_parameters": trainable}

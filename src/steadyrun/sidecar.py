@@ -123,7 +123,9 @@ class SidecarHandle:
             return
         status = _status(self.run.dir)
         dirs = status.get("run_dirs") or []
-        if status.get("mode") == "offline" and dirs:
+        if status.get("mode") == "online" and status.get("url"):
+            print(f"steadyrun: run {self.run.id} is in W&B: {status['url']}", file=sys.stderr)
+        elif status.get("mode") == "offline" and dirs:
             print(f"steadyrun: run {self.run.id} is in W&B offline files ({dirs[-1]}); view "
                   f"with `wandb leet {dirs[-1]}`, upload with `steadyrun sync {self.run.id}`",
                   file=sys.stderr)

@@ -129,7 +129,10 @@ class WandbSink:
             dirs = []
         if run_dir not in dirs:
             dirs.append(run_dir)
-        self.status(mode=self.mode, state="shipping", run_dirs=dirs, pid=os.getpid())
+        # Online, the page of the run: printed at finish and by `steadyrun show` (seed 004).
+        url = getattr(self.run, "url", None) if self.mode == "online" else None
+        self.status(mode=self.mode, state="shipping", run_dirs=dirs, pid=os.getpid(),
+                    **({"url": url} if url else {}))
 
     def settled(self) -> bool:
         """The W&B run was finished after the last record shipped: nothing to redo."""
@@ -278,7 +281,8 @@ class WandbSink:
         import wandb
 
         art = wandb.Artifact(rec["name"], type=rec.get("type") or "model",
-                             metadata={"step": rec.get("x"), "size": rec.get("size")})
+                             metadata={"step": rec.get("x"), "size": rec.get("size"),
+                                       **(rec.get("metadata") or {})})
         path = Path(rec["path"])
         if path.is_dir():
             for rel in rec.get("files") or []:
