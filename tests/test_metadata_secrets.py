@@ -232,3 +232,26 @@ def test_planted_secrets_appear_nowhere_under_the_run_or_wandb_folders(tmp_path)
     leaks = [(name, str(p.relative_to(base))) for p in files for name, secret in SECRETS.items()
              if secret.encode() in p.read_bytes()]
     assert not leaks, leaks
+
+
+def test_untracked_code_is_saved_with_the_run_and_data_files_are_not(new_run, tmp_path,
+                                                                     monkeypatch):
+    repo = make_repo(tmp_path / "repo")  # clean: only untracked files differ from HEAD
+    (repo / "new_train.py").write_text('lr = 0.5\nhf_token = "planted-untracked-secret"\n')
+    (repo / "data.bin").write_bytes(b"\0\1\2" * 100)
+    (repo / "big.txt").write_text("x" * (300 << 10))
+    (repo / ".gitignore").write_text("ignored.py\n")
+    (repo / "ignored.py").write_text("print('ignored')\n")
+    monkeypatch.chdir(repo)
+    run = new_run(metadata=True)
+    run.finish()
+    data = steadyrun.open_run(run.id)
+    git_meta = data.metadata["git"]
+    assert git_meta["dirty"] is False and git_meta["untracked_files"] == 4
+    diff = (data.dir / git_meta["diff_file"]).read_text()
+    assert "new file mode 100644\n--- /dev/null\n+++ b/new_train.py\n@@ -0,0 +1,2 @@\n" in diff
+    assert "+lr = 0.5\n" in diff and f'+hf_token = "{REDACTED}"' in diff
+    assert "planted-untracked-secret" not in diff
+    assert "b/.gitignore" in diff
+    for left_out in ("data.bin", "big.txt", "ignored.py"):
+        assert f"b/{left_out}" not in diff

@@ -87,7 +87,40 @@ def git_info(cwd: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any],
     diff = ""
     if changed and info.get("commit"):
         diff = _git(["diff", "HEAD", "--no-color", "--no-ext-diff"], where) or ""
+    if len(entries) > len(changed):
+        # New files git does not track yet (often the very script being run) belong to
+        # the code state too (seed 003's "code saved with each run").
+        diff += _untracked_patch(where, info["root"])
     return info, diff
+
+
+UNTRACKED_FILE_LIMIT = 256 << 10  # bytes: larger untracked files are data, not code
+
+
+def _untracked_patch(where: str | None, root: str) -> str:
+    """Untracked text files (not ignored, up to 256 KiB each) as a new-file patch."""
+    listed = _git(["ls-files", "--others", "--exclude-standard", "-z"], where) or ""
+    parts: list[str] = []
+    total = 0
+    for rel in sorted(p for p in listed.split("\0") if p):
+        path = Path(root) / rel
+        try:
+            if not path.is_file() or path.is_symlink() \
+                    or path.stat().st_size > UNTRACKED_FILE_LIMIT:
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if b"\0" in data:  # binary
+            continue
+        lines = data.decode("utf-8", "replace").splitlines()
+        parts.append(f"diff --git a/{rel} b/{rel}\nnew file mode 100644\n--- /dev/null\n"
+                     f"+++ b/{rel}\n@@ -0,0 +1,{len(lines)} @@\n"
+                     + "".join(f"+{ln}\n" for ln in lines))
+        total += len(data)
+        if total > DIFF_LIMIT:
+            break
+    return "".join(parts)
 
 
 _PACKAGES = ("torch", "deepspeed", "wandb", "steadyrun", "numpy", "transformers",
