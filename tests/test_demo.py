@@ -161,5 +161,11 @@ def test_preset_seeds_and_checkpoints_are_recorded(demo_run):
     ckpts = {tuple(a["aliases"]): a for a in data.artifacts}
     assert {("pretrain", "latest"), ("finetune", "latest")} <= set(ckpts)
     assert all(a["size"] > 0 and not a["upload"] for a in data.artifacts)
+    for a in data.artifacts:  # the stage's final validation scores go with its checkpoint
+        ns = a["aliases"][0]
+        assert a["metadata"]["val_acc"] == data.column(f"{ns}/val_acc")[-1][1]
+    hists = {k for h in data.histograms for k in h["v"]}
+    assert {f"{ns}/weights/{w}" for ns in ("pretrain", "finetune")
+            for w in ("w1", "b1", "w2", "b2")} <= hists
     seeds = [r["v"]["seeds"] for r in data.records if r["k"] == "config" and "seeds" in r["v"]]
     assert len(seeds) == 2 and all(s["seed"] == 0 and s["numpy"] == 0 for s in seeds)

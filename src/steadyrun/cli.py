@@ -65,6 +65,7 @@ def show_dict(data: Any) -> dict[str, Any]:
             "summary": data.summary, "config": data.config, "events": data.events,
             "anomalies": data.anomalies, "torn": data.torn, "segments": data.segments,
             "tables": [t["key"] for t in data.tables], "images": [i["path"] for i in data.images],
+            "histograms": sorted({k for h in data.histograms for k in h["v"]}),
             "files": [f["path"] for f in data.files], "alerts": data.alerts,
             "wandb_dirs": [str(p) for p in wandb_run_dirs(data)],
             "wandb_url": data.wandb.get("url")}
@@ -123,7 +124,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         con.print(s)
     if info["config"]:
         con.print("config:", orjson.dumps(info["config"]).decode())
-    for name in ("tables", "images", "files"):
+    for name in ("tables", "images", "histograms", "files"):
         if info[name]:
             con.print(f"{name}: {', '.join(info[name])}", soft_wrap=True)
     for a in info["anomalies"]:

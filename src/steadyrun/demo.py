@@ -190,6 +190,10 @@ def report(run: Any, args: Any) -> None:
     extra = [f"tables: {', '.join(x['key'] for x in data.tables)}",
              f"images: {', '.join(x['key'] for x in data.images)}",
              f"files:  {', '.join(x['path'] for x in data.files)}"]
+    hist_keys = sorted({k.rsplit("/", 1)[0] for h in data.histograms for k in h["v"]})
+    if hist_keys:
+        extra.append(f"histograms: {', '.join(f'{k}/*' for k in hist_keys)} "
+                     f"({len(data.histograms)} records)")
     con.print("\n".join(extra))
     anomalies = data.anomalies
     con.print(f"anomalies: {len(anomalies)}" + ("" if not anomalies else

@@ -131,11 +131,14 @@ def train(args: argparse.Namespace) -> int:
         val_loss, val_acc = loss_acc(params, x_va, y_va)
         run.log({f"{ns}/val_loss": val_loss, f"{ns}/val_acc": val_acc, f"{ns}/epoch": epoch},
                 step=step - 1)
+        for k, v in params.items():  # how the weights spread, epoch by epoch
+            run.log_histogram(f"{ns}/weights/{k}", v, step=step - 1, bins=32)
         print(f"  {ns:<9} epoch {epoch}/{args.epochs}  val_loss {val_loss:.4f}  "
               f"val_acc {val_acc:.4f}", flush=True)
 
     np.savez(args.out, **params)
-    run.log_checkpoint(args.out, aliases=[ns, "latest"], step=step - 1)
+    run.log_checkpoint(args.out, aliases=[ns, "latest"], step=step - 1,
+                       metadata={"val_loss": val_loss, "val_acc": val_acc, "epochs": args.epochs})
     run.finish()
     return 0
 
