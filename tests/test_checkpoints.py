@@ -196,3 +196,26 @@ def test_uploaded_checkpoint_metadata_reaches_wandb(tmp_path):
     (kind, aliases, meta), = found
     assert kind == "model" and aliases == ["best", "latest"]
     assert meta["metric"] == 0.3 and meta["epoch"] == 4 and meta["size"] == 100
+
+
+def test_bad_metrics_and_missing_paths_never_take_the_best_alias(new_run, tmp_path):
+    from argparse import Namespace
+
+    good = tmp_path / "ok.pt"
+    good.write_bytes(b"w")
+    run = new_run()
+    with pytest.warns(SteadyrunWarning, match="metric must be a finite number"):
+        run.log_checkpoint(good, metric=float("nan"))
+    run.log_checkpoint(good, metric="0.05")  # the same key: warned once, recorded once
+    with pytest.warns(SteadyrunWarning, match="missing.pt"):
+        run.log_checkpoint(tmp_path / "missing.pt", metric=0.1)  # not recorded: not the best
+    run.log_checkpoint(good, metric=0.2, metadata=Namespace(epoch=3))
+    run.finish()
+    data = steadyrun.open_run(run.id)
+    arts = data.artifacts
+    assert ["best" in a["aliases"] for a in arts] == [False, False, True]
+    assert arts[2]["metadata"] == {"epoch": 3, "metric": 0.2}
+    assert "log_checkpoint.metric" in {e["key"] for e in data.events if e["type"] == "rejected"}
+    strict = new_run(strict=True)
+    with pytest.raises(TypeError, match="metric"):
+        strict.log_checkpoint(good, metric="abc")

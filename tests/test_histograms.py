@@ -140,3 +140,30 @@ def test_model_size_goes_to_the_summary_once(new_run) -> None:
     summary = steadyrun.open_run(run.id).summary
     assert summary["model/parameters"] == sum(p.numel() for p in model.parameters()) == 49
     assert summary["model/trainable_parameters"] == 49 - 32
+
+
+def test_hard_inputs_never_raise_into_training_and_bin_like_numpy(new_run) -> None:
+    run = new_run()
+    hard = {"h/wide": [-1e308, 1e308], "h/sparse": torch.zeros(3, 3).to_sparse(),
+            "h/complex": torch.ones(2, dtype=torch.complex64)}
+    for key, values in hard.items():
+        with pytest.warns(Warning, match=key):
+            run.log_histogram(key, values)
+    run.log_histogram("h/huge", torch.tensor([-3e38, 3e38, 0.0]), bins=8)
+    run.log_histogram("h/big64", torch.tensor([1e39, 0.0], dtype=torch.float64), bins=8)
+    run.log_histogram("h/many", torch.zeros(1 << 25, dtype=torch.int8), bins=2)
+    # 300 all-NaN gradients (a diverged step): each rejected once, no recursion, one read
+    named = {f"h/nan{i}": torch.full((4,), float("nan")) for i in range(300)}
+    named["h/fine"] = torch.arange(4.0)
+    with pytest.warns(Warning):
+        run._log_histograms(named, None, 8)
+    run.finish()
+    data = steadyrun.open_run(run.id)
+    rejected = {e["key"] for e in data.events if e["type"] == "rejected"}
+    assert set(hard) <= rejected and {f"h/nan{i}" for i in range(300)} <= rejected
+    got = {k: v for h in data.histograms for k, v in h["v"].items()}
+    for key, values in (("h/huge", [-3e38, 3e38, 0.0]), ("h/big64", [1e39, 0.0])):
+        assert got[key]["counts"] == np.histogram(values, bins=8)[0].tolist(), key
+        assert got[key]["nonfinite"] == 0
+    assert got["h/many"]["counts"] == [0, 1 << 25]  # int64 counts: past float32's 2**24
+    assert sum(got["h/fine"]["counts"]) == 4

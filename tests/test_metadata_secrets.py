@@ -255,3 +255,31 @@ def test_untracked_code_is_saved_with_the_run_and_data_files_are_not(new_run, tm
     assert "b/.gitignore" in diff
     for left_out in ("data.bin", "big.txt", "ignored.py"):
         assert f"b/{left_out}" not in diff
+
+
+def test_untracked_patch_skips_run_logs_credential_files_and_works_from_a_subfolder(
+        new_run, tmp_path, monkeypatch):
+    repo = make_repo(tmp_path / "repo")
+    (repo / "exp").mkdir()
+    (repo / "exp" / "train.py").write_text("print('train')\n")
+    (repo / "exp" / "empty.py").write_text("")
+    (repo / ".env").write_text("WANDB_API_KEY=planted-env-secret\n")
+    (repo / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nplanted\n")
+    (repo / "notes.netrc.txt").write_text("machine h login u password planted-netrc\n")
+    (repo / "key.txt").write_text(
+        "-----BEGIN RSA PRIVATE KEY-----\nplanted-pem\n-----END RSA PRIVATE KEY-----\n")
+    monkeypatch.chdir(repo / "exp")  # git paths are relative to the repository's root
+    monkeypatch.setenv("STEADYRUN_DIR", str(repo / "steadyrun"))  # run logs inside the repo
+    first = new_run(metadata=True)
+    first.log({"x": 1.0})
+    first.finish()
+    run = new_run(metadata=True)
+    run.finish()
+    data = steadyrun.open_run(run.id)
+    diff = (data.dir / data.metadata["git"]["diff_file"]).read_text()
+    assert "+++ b/exp/train.py\n@@ -0,0 +1,1 @@\n+print('train')\n" in diff
+    assert "+++ b/exp/empty.py\ndiff" in diff or diff.endswith("+++ b/exp/empty.py\n")
+    assert "b/steadyrun/runs/" not in diff  # the first run's logs are not code
+    for planted in ("planted-env-secret", "planted-netrc", "planted-pem", "b/.env",
+                    "b/id_ed25519"):
+        assert planted not in diff, planted

@@ -101,3 +101,26 @@ def test_metric_definitions_are_found_for_a_restarted_sidecar(sr_root: Path) -> 
     run.finish()
     found = {rec["key"]: (rec.get("goal"), rec.get("summary")) for rec in defined_metrics(run.dir)}
     assert found == {"val/acc": ("maximize", None), "val/loss": (None, "min")}
+
+
+def test_globs_and_summary_rules_protect_bests_and_their_summaries() -> None:
+    from steadyrun.sinks.wandb_budget import RowBudget
+
+    budget = RowBudget(60)  # one row a second per kind
+    budget.watch_best("val/*", "minimize", None)
+    budget.watch_best("val/acc", None, "min,max")
+    budget.watch_best("train/loss", None, "mean")
+    rows = [{"val/loss": 1.0, "val/acc": 0.5, "train/loss": 3.0, "val/step": 0,
+             "train/step": 0}]
+    rows += [{"val/loss": 0.9, "val/acc": 0.5, "train/loss": 2.0, "val/step": 1,
+              "train/step": 1},  # a new min of val/loss (the glob's goal)
+             {"val/loss": 0.95, "val/acc": 0.9, "train/loss": 1.0, "val/step": 2,
+              "train/step": 2},  # a new max of val/acc
+             {"val/loss": 0.95, "val/acc": 0.1, "train/loss": 0.5, "val/step": 3,
+              "train/step": 3},  # a new min of val/acc
+             {"val/loss": 0.99, "val/acc": 0.5, "train/loss": 0.1, "val/step": 4,
+              "train/step": 4}]  # nothing new: held back
+    kept = [budget.keep(0.5, row) for row in rows]  # all inside one window
+    assert kept == [True, True, True, True, False]
+    # keys under a rule (val/* by its glob, train/loss by "mean") are left to W&B
+    assert budget.final_summary() == {"train/step": 4}

@@ -15,6 +15,7 @@ the checkpoint folder is refused, so a stray `latest -> /` cannot upload a disk.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import re
 import stat
@@ -181,19 +182,37 @@ def log_checkpoint(run: Any, path: str | os.PathLike[str],
     and the metric goes into its metadata: the best model is found by its alias, not by
     reading the logs (seed 003)."""
     alias_list = [aliases] if isinstance(aliases, str) else list(aliases or ["latest"])
-    meta = dict(metadata or {})
+    meta: dict[str, Any] = {}
+    if metadata:
+        from .config_input import to_plain
+
+        plain = to_plain(metadata)  # a dataclass or Namespace is fine, like a config
+        if isinstance(plain, dict):
+            meta = plain
+        else:
+            run._bad("log_checkpoint.metadata", metadata, "metadata must be a mapping",
+                     TypeError)
+    if goal not in ("minimize", "maximize"):
+        run._bad("log_checkpoint.goal", goal, "goal must be 'minimize' or 'maximize'",
+                 ValueError)
+        goal = "minimize"
+    is_best = False
     if metric is not None:
-        if goal not in ("minimize", "maximize"):
-            run._bad("log_checkpoint.goal", goal, "goal must be 'minimize' or 'maximize'",
-                     ValueError)
-            goal = "minimize"
-        meta["metric"] = metric
-        best = getattr(run, "_best_checkpoint_metric", None)
-        if best is None or (metric < best if goal == "minimize" else metric > best):
-            run._best_checkpoint_metric = metric
-            alias_list = [*[a for a in alias_list if a != "best"], "best"]
-    return log_artifact(run, path, type="model", name=name, aliases=alias_list, force=force,
-                        step=step, default_name=f"checkpoint-{run.id}", metadata=meta)
+        if isinstance(metric, bool) or not isinstance(metric, (int, float)) \
+                or not math.isfinite(metric):
+            run._bad("log_checkpoint.metric", metric, "metric must be a finite number",
+                     TypeError if not isinstance(metric, (int, float)) else ValueError)
+        else:
+            meta["metric"] = metric
+            best = getattr(run, "_best_checkpoint_metric", None)
+            is_best = best is None or (metric < best if goal == "minimize" else metric > best)
+            if is_best:
+                alias_list = [*[a for a in alias_list if a != "best"], "best"]
+    rec = log_artifact(run, path, type="model", name=name, aliases=alias_list, force=force,
+                       step=step, default_name=f"checkpoint-{run.id}", metadata=meta)
+    if rec is not None and is_best:  # only a checkpoint that was recorded can be the best
+        run._best_checkpoint_metric = metric
+    return rec
 
 
 def log_config_artifact(run: Any, name: str = "config.yaml") -> Path | None:

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,10 @@ def _git(args: list[str], cwd: str | None) -> str | None:
     return proc.stdout.decode("utf-8", "replace")
 
 
-def git_info(cwd: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any], str]:
-    """(git metadata, diff text) of the repository holding `cwd`; ({}, "") outside one."""
+def git_info(cwd: str | os.PathLike[str] | None = None,
+             skip: Sequence[os.PathLike[str] | str] = ()) -> tuple[dict[str, Any], str]:
+    """(git metadata, diff text) of the repository holding `cwd`; ({}, "") outside one.
+    Untracked files under `skip` (the run logs, W&B's folders) are not code."""
     where = None if cwd is None else str(cwd)
     head = _git(["rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD"], where)
     if head is None:
@@ -90,33 +93,51 @@ def git_info(cwd: str | os.PathLike[str] | None = None) -> tuple[dict[str, Any],
     if len(entries) > len(changed):
         # New files git does not track yet (often the very script being run) belong to
         # the code state too (seed 003's "code saved with each run").
-        diff += _untracked_patch(where, info["root"])
+        diff += _untracked_patch(info["root"], skip)
     return info, diff
 
 
 UNTRACKED_FILE_LIMIT = 256 << 10  # bytes: larger untracked files are data, not code
 
 
-def _untracked_patch(where: str | None, root: str) -> str:
+# Untracked files that hold credentials by their very name are never copied.
+SECRET_FILES = (".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "id_rsa*",
+                "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", "_netrc", ".pypirc",
+                ".git-credentials", "*.kdbx", "credentials", "credentials.*",
+                "*_credentials.*", "*-credentials.*", "secrets.*", "*.secret",
+                "*secret*.json", "*secret*.yaml", "*secret*.yml", "*secret*.toml",
+                "service-account*.json", "token.json", "*.token")
+
+
+def _untracked_patch(root: str, skip: Sequence[os.PathLike[str] | str] = ()) -> str:
     """Untracked text files (not ignored, up to 256 KiB each) as a new-file patch."""
-    listed = _git(["ls-files", "--others", "--exclude-standard", "-z"], where) or ""
+    import fnmatch
+
+    listed = _git(["ls-files", "--others", "--exclude-standard", "-z"], root) or ""
+    skipped = [Path(p).resolve() for p in skip]
     parts: list[str] = []
     total = 0
     for rel in sorted(p for p in listed.split("\0") if p):
+        name = rel.rsplit("/", 1)[-1].lower()
+        if "\n" in rel or any(fnmatch.fnmatch(name, pat) for pat in SECRET_FILES):
+            continue
         path = Path(root) / rel
         try:
             if not path.is_file() or path.is_symlink() \
-                    or path.stat().st_size > UNTRACKED_FILE_LIMIT:
+                    or path.stat().st_size > UNTRACKED_FILE_LIMIT \
+                    or any(path.resolve().is_relative_to(d) for d in skipped):
                 continue
             data = path.read_bytes()
         except OSError:
             continue
         if b"\0" in data:  # binary
             continue
-        lines = data.decode("utf-8", "replace").splitlines()
+        lines = data.decode("utf-8", "replace").split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        hunk = f"@@ -0,0 +1,{len(lines)} @@\n" if lines else ""
         parts.append(f"diff --git a/{rel} b/{rel}\nnew file mode 100644\n--- /dev/null\n"
-                     f"+++ b/{rel}\n@@ -0,0 +1,{len(lines)} @@\n"
-                     + "".join(f"+{ln}\n" for ln in lines))
+                     f"+++ b/{rel}\n{hunk}" + "".join(f"+{ln}\n" for ln in lines))
         total += len(data)
         if total > DIFF_LIMIT:
             break
@@ -281,7 +302,8 @@ class Collector:
     def _collect(self) -> None:
         try:
             _slow_part(self.meta)
-            git, diff = git_info(self.cwd)
+            runs = self.run.dir.parent  # <root>/runs: the run logs are not code
+            git, diff = git_info(self.cwd, skip=[runs, os.environ.get("WANDB_DIR") or runs])
             if git:
                 if diff:
                     git["diff_file"] = self._save_diff(diff)

@@ -36,7 +36,16 @@ _INLINE_SECRET = re.compile(r"\b(local-[0-9a-f]{20,}|ghp_[A-Za-z0-9]{20,}"
 # `name = "value"`, `name: 'value'` and `export NAME=value` in code, configs and env files.
 _ASSIGNED = re.compile(
     r"""(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<q0>["']?)(?P<op>\s*[:=]\s*)"""
-    r"""(?:(?P<q>["'])(?P<quoted>[^"'\n]+)(?P=q)|(?P<bare>(?<==)[^\s"'`,;)(\]\[{}]+))""")
+    r"""(?:(?P<q>["'])(?P<quoted>[^"'\n]+)(?P=q)|(?P<bare>[^\s"'`,;)(\]\[{}]+))""")
+# A private key pasted into a file, and netrc's `password X` (no `=` or `:` to go by).
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
+                  re.DOTALL)
+# netrc: `password X` alone on a line (a diff's +/- prefix allowed), or after
+# `machine`/`login` on the same line; prose like "password is required" is left alone.
+_NETRC = re.compile(r"(?m)(?P<kw>^[+\- ]?[ \t]*(?:password|passwd))(?P<sp>[ \t]+)"
+                    r"(?P<val>[^\s=:]\S*)(?=[ \t]*$)|"
+                    r"(?P<kw2>\b(?:machine|login)\b[^\n]*?\b(?:password|passwd))(?P<sp2>[ \t]+)"
+                    r"(?P<val2>[^\s=:]\S*)")
 # `--token value` / `--token=value` quoted inside free text (an alert, a pasted command).
 _FLAG_IN_TEXT = re.compile(r"(?<![\w-])(?P<dashes>--?)(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)"
                            r"(?P<sep>=|[ \t]+)(?P<value>[^\s\-][^\s]*)")
@@ -92,6 +101,9 @@ def redact_code(text: str) -> str:
             return m.group(0)
         return f"{m.group('name')}{m.group('q0')}{m.group('op')}{REDACTED}"
 
+    text = _PEM.sub(REDACTED, text)
+    text = _NETRC.sub(lambda m: f"{m.group('kw') or m.group('kw2')}"
+                              f"{m.group('sp') or m.group('sp2')}{REDACTED}", text)
     text = _ASSIGNED.sub(assigned, text)
     text = _FLAG_IN_TEXT.sub(lambda m: m.group(0) if not is_secret_key(m.group("flag")) else
                              f"{m.group('dashes')}{m.group('flag')}{m.group('sep')}{REDACTED}",

@@ -93,6 +93,13 @@ class RunExtras:
             self._bad("watch", (log, log_freq), f"log must be one of {WATCH_LOG} and log_freq "
                       f"an int >= 1, got {log!r}, {log_freq!r}", ValueError)
             return
+        from .histograms import check_bins
+
+        try:
+            check_bins("watch", bins)
+        except Rejected as exc:
+            self._bad("watch", bins, exc.reason, exc.exc_type)
+            return
         self._watched = (model, log, log_freq, bins)
         self.summary.update(model_size(model))
 
@@ -118,23 +125,19 @@ class RunExtras:
             self._log_histograms(named, step, bins)
 
     def _log_histograms(self, named: dict[str, Any], step: int | None, bins: int) -> None:
-        from .histograms import of_many
+        from .histograms import check_bins, of_many
 
         good: dict[str, Any] = {}
         for key, values in named.items():
             try:
                 check_key(key)
+                check_bins(key, bins)
                 good[key] = values
             except Rejected as exc:
                 self._bad(key, values, exc.reason, exc.exc_type)
-        try:
-            hists = of_many(good, bins)
-        except Rejected as exc:
-            # One bad input must not cost the others their histograms.
-            self._bad(exc.key, good.pop(exc.key), exc.reason, exc.exc_type)
-            if good:
-                self._log_histograms(good, step, bins)
-            return
+        hists, rejected = of_many(good, bins) if good else ({}, [])
+        for exc in rejected:  # one bad input must not cost the others their histograms
+            self._bad(exc.key, good[exc.key], exc.reason, exc.exc_type)
         if hists:
             x = self._x(step, next(iter(hists)))
             self._append(records.encode(records.histogram(hists, x)))

@@ -39,26 +39,43 @@ class RowBudget:
         if not rows_per_min > 0:
             raise ValueError(f"wandb_rows_per_min must be > 0, got {rows_per_min!r}")
         self.window = 60.0 / rows_per_min
-        self.best_side: dict[str, str] = {}  # key -> "min" | "max"
         self.sampled_out = 0
         self.last_unshipped: dict[str, Any] = {}
+        self._rules: dict[str, frozenset[str]] = {}  # key or `prefix*` -> summary rules
+        self._rule_of: dict[str, frozenset[str] | None] = {}  # per key, resolved
         self._window_of: dict[tuple[str, ...], int] = {}
         self._seen: set[str] = set()
-        self._best: dict[str, float] = {}
+        self._best: dict[tuple[str, str], float] = {}
 
     def watch_best(self, key: str, goal: str | None, summary: str | None) -> None:
-        """A metric definition: rows that improve its best are always shipped."""
-        side = GOAL_SIDE.get(goal or "") or GOAL_SIDE.get(summary or "")
-        if side:
-            self.best_side[key] = side
+        """A metric definition (a key or a `prefix*` glob): rows that set a new min or max
+        it summarises are always shipped, and W&B's own summary of it is left alone."""
+        rules = {part.strip() for part in (summary or "").split(",") if part.strip()}
+        if GOAL_SIDE.get(goal or ""):
+            rules.add(GOAL_SIDE[goal or ""])
+        if rules:
+            self._rules[key] = frozenset(rules)
+            self._rule_of.clear()
+
+    def _rule(self, key: str) -> frozenset[str] | None:
+        if key not in self._rule_of:
+            rule = self._rules.get(key)
+            if rule is None:  # the longest matching glob, as W&B picks it
+                globs = [g for g in self._rules if g.endswith("*") and key.startswith(g[:-1])]
+                rule = self._rules[max(globs, key=len)] if globs else None
+            self._rule_of[key] = rule
+        return self._rule_of[key]
 
     def keep(self, t: float, values: dict[str, Any]) -> bool:
         """Whether this row goes to W&B; bookkeeping for the summary either way."""
         kind = tuple(sorted(k for k in values if is_step_metric(k)))
         window = int(t // self.window)
         improved = False
-        for key in self.best_side.keys() & values.keys():
-            improved |= self._improves(key, values[key])
+        if self._rules:
+            for key, value in values.items():
+                rule = self._rule(key)
+                if rule:
+                    improved |= self._improves(key, value, rule)
         keep = (improved or self._window_of.get(kind) != window
                 or not self._seen.issuperset(values))
         if keep:
@@ -77,19 +94,23 @@ class RowBudget:
             self.last_unshipped.pop(key, None)
 
     def final_summary(self) -> dict[str, Any]:
-        """True last values of keys whose last row was not shipped (best-tracked keys are
-        left to W&B's own min/max summary, which saw every improvement)."""
-        return {k: v for k, v in self.last_unshipped.items() if k not in self.best_side}
+        """True last values of keys whose last row was not shipped; keys with a summary
+        rule (min, max, mean...) are left to W&B's own summary of them."""
+        return {k: v for k, v in self.last_unshipped.items() if not self._rule(k)}
 
-    def _improves(self, key: str, value: Any) -> bool:
+    def _improves(self, key: str, value: Any, rule: frozenset[str]) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or not math.isfinite(value):
             return False
-        best = self._best.get(key)
-        if best is None or (value < best if self.best_side[key] == "min" else value > best):
-            self._best[key] = value
-            return True
-        return False
+        better = False
+        for side in ("min", "max"):
+            if side not in rule:
+                continue
+            best = self._best.get((key, side))
+            if best is None or (value < best if side == "min" else value > best):
+                self._best[(key, side)] = value
+                better = True
+        return better
 
 
 def defined_metrics(rdir: Path) -> list[dict[str, Any]]:
