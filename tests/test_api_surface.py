@@ -602,7 +602,27 @@ def test_resume_after_a_crash_continues_after_the_last_row(sr_root, run_python):
     assert data.state == "finished"
 
 
-def test_invalid_resume_id_is_refused(sr_root):
-    with pytest.raises(ValueError, match="8 characters"):
-        steadyrun.init(mode="local", resume="Not-An-Id")
+def test_invalid_run_ids_are_refused(sr_root):
+    for bad in ("a/b", "../up", "-dash", "x" * 65, "sp ace", "ünï"):
+        with pytest.raises(ValueError, match=r"1 to 64 characters of \[A-Za-z0-9_-\]"):
+            steadyrun.init(mode="local", resume=bad)
+        with pytest.raises(ValueError, match="1 to 64 characters"):
+            steadyrun.init(mode="local", id=bad)
+    with pytest.raises(ValueError, match="name two runs"):
+        steadyrun.init(mode="local", id="one", resume="two")
     assert not (sr_root / "runs").exists()
+
+
+def test_a_chosen_id_names_the_run_and_continues_it(sr_root):
+    """Seed 002 names its runs itself (`run_20251022_123456`)."""
+    run = steadyrun.init(mode="local", id="run_20251022_123456")
+    run.log({"a/x": 1.0})
+    run.finish()
+    again = steadyrun.init(mode="local", id="run_20251022_123456")
+    again.log({"a/x": 2.0})
+    again.finish()
+    assert run.id == again.id == "run_20251022_123456"
+    data = steadyrun.open_run("run_20251022_123456")
+    assert data.dir == sr_root / "runs" / "run_20251022_123456"
+    assert [s for s, _ in data.column("a/x")] == [0, 1]  # steps continue
+    assert data.manifest["resumes"] == 1

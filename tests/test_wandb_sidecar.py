@@ -469,3 +469,16 @@ def test_an_explicit_summary_after_the_last_row_wins(tmp_path: Path) -> None:
     log = wandb_log(done.rdir)
     assert column(log, "train/loss") == [float(i) for i in range(10)]
     assert log.summary["train/loss"] == -5.0
+
+
+def test_a_chosen_run_id_is_the_wandb_run_id(tmp_path: Path) -> None:
+    done = run_script(tmp_path, """
+        import steadyrun
+        run = steadyrun.init(project="ids", id="run_20251022_123456")
+        for i in range(5):
+            run.log({"train/loss": float(i)})
+        run.finish()
+    """)
+    log = wandb_log(done.rdir)
+    assert done.rdir.name == log.run["run_id"] == "run_20251022_123456"
+    assert column(log, "train/loss") == [float(i) for i in range(5)]

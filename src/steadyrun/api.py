@@ -17,6 +17,7 @@ from typing import Any
 from . import live_runs, records
 from .inert import InertRun
 from .layout import (
+    ID_RULE,
     ManifestError,
     atomic_write_json,
     hostname,
@@ -67,12 +68,15 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
          all_ranks: bool = False, log_interval: int = 10, gpu_stats_interval: int = 100,
          sidecar: str = "process", finish_timeout: float = 60.0,
          metadata: bool | None = None, required_tags: Sequence[str] | None = None,
-         wandb_rows_per_min: float | None = None, **_unknown: Any) -> Run | InertRun:
+         wandb_rows_per_min: float | None = None, id: str | None = None,
+         **_unknown: Any) -> Run | InertRun:
     """Start or join the pipeline's run. See DESIGN.md section 2 for every argument.
 
     `metadata` (default on; `STEADYRUN_METADATA=0` turns the default off) records git,
     host, command line, seeds, SLURM and versions under the config key `steadyrun`.
     `required_tags` refuses, with a ValueError naming them, a run missing any of them.
+    `id` names the run (default: 8 random characters); a run with that id that already
+    exists is continued, like `resume="<id>"`.
     `wandb_rows_per_min` (or STEADYRUN_WANDB_ROWS_PER_MIN) thins what W&B receives to at
     most that many rows per minute of each kind of row; the local log keeps every row
     (sinks/wandb_budget.py says which rows are always shipped).
@@ -121,6 +125,10 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         run_id = str(resume["run_id"])
     elif isinstance(resume, str) and resume not in ("allow", "must", "never", "auto"):
         run_id = resume
+        if id is not None and str(id) != run_id:
+            raise ValueError(f"steadyrun.init: id={id!r} and resume={resume!r} name two runs")
+    elif id is not None:
+        run_id = str(id)
     else:
         run_id = new_run_id()
     if all_ranks and world > 1:
@@ -128,7 +136,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
 
         run_id = shared_run_id(run_id)
     if not is_run_id(run_id):
-        raise ValueError(f"steadyrun: run id {run_id!r} must be 8 characters of [a-z0-9]")
+        raise ValueError(f"steadyrun: run id {run_id!r} must be {ID_RULE}")
 
     rdir, fallback_from = writable_run_dir(root_dir(dir), run_id, strict_)
     if rdir is None:

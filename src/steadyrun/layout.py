@@ -37,8 +37,14 @@ def new_run_id() -> str:
     return "".join(out[:RUN_ID_LENGTH])
 
 
+ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+ID_RULE = "1 to 64 characters of [A-Za-z0-9_-], starting with a letter or digit"
+
+
 def is_run_id(text: str) -> bool:
-    return len(text) == RUN_ID_LENGTH and all(c in RUN_ID_ALPHABET for c in text)
+    """A generated id, or one the user chose (seed 002's `run_20251022_123456`): safe as a
+    folder name and valid as a W&B run id."""
+    return (0 < len(text) <= 64 and text[0] not in "_-" and ID_CHARS.issuperset(text))
 
 
 def run_dir(run_id: str, root: str | os.PathLike[str] | None = None) -> Path:
