@@ -204,7 +204,7 @@ def main() -> int:
             saved[row.get("test") or row["case"]] = row
         if not args.no_audit:
             row = audit()
-            saved[row["test"]] = row
+            saved[row.get("test") or row["case"]] = row
         SCORECARD.write_text(json.dumps(sorted(saved.values(), key=lambda r: r["case"]),
                                         indent=1, default=str) + "\n")
     raw_doc = json.loads(RAW.read_text()) if RAW.exists() else {"cases": {}}
