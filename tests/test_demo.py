@@ -169,3 +169,23 @@ def test_preset_seeds_and_checkpoints_are_recorded(demo_run):
             for w in ("w1", "b1", "w2", "b2")} <= hists
     seeds = [r["v"]["seeds"] for r in data.records if r["k"] == "config" and "seeds" in r["v"]]
     assert len(seeds) == 2 and all(s["seed"] == 0 and s["numpy"] == 0 for s in seeds)
+
+
+def test_the_default_demo_reaches_wandb_offline_files_and_says_how_to_upload(tmp_path):
+    """`make demo` as a new user runs it: auto mode, no key, so W&B offline files."""
+    from wandb_helpers import column, wandb_env, wandb_log
+
+    proc = subprocess.run([sys.executable, "-m", "steadyrun", "demo"], env=wandb_env(tmp_path),
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (rdir,) = steadyrun.list_runs(tmp_path / "sr")
+    data = steadyrun.open_run(rdir)
+    log = wandb_log(rdir)
+    assert log.run["run_id"] == data.id
+    for ns in ("pretrain", "finetune"):
+        assert column(log, f"{ns}/val_acc") == [v for _, v in data.column(f"{ns}/val_acc")]
+    assert {k: log.summary[k] for k in EVAL_KEYS} == {k: data.summary[k] for k in EVAL_KEYS}
+    (folder,) = [d for d in data.wandb["run_dirs"] if "offline-run-" in d]
+    out = " ".join(proc.stdout.split())  # the console may wrap long lines
+    assert f"upload later: steadyrun sync {data.id}" in out
+    assert f"wandb sync {folder}" in out

@@ -205,7 +205,8 @@ def report(run: Any, args: Any) -> None:
     for d in wandb_dirs:
         con.print(f"W&B files:  {d}\n  view offline: wandb leet {d}", soft_wrap=True)
     if wandb_dirs and wandb_mode != "online":
-        con.print(f"  upload later: steadyrun {dir_flag}sync {data.id}", soft_wrap=True)
+        con.print(f"  upload later: steadyrun {dir_flag}sync {data.id}   (or: wandb sync "
+                  f"{wandb_dirs[-1]})", soft_wrap=True)
 
 
 def wandb_folders(data: Any) -> tuple[str | None, list[str]]:
