@@ -31,18 +31,14 @@ from typing import Any
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from wandb_isolation import wandb_env  # noqa: E402  (plain stdlib, nothing measured)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PY = sys.executable
 
 # Variables of the caller that would change what steadyrun or wandb do in a benchmark.
-_CLEARED = (
-    "STEADYRUN_MODE", "STEADYRUN_STRICT", "STEADYRUN_CONTEXT", "STEADYRUN_DIR",
-    "STEADYRUN_ONLINE_INIT_TIMEOUT", "STEADYRUN_LOG_MODEL", "WANDB_MODE", "WANDB_API_KEY",
-    "WANDB_BASE_URL", "WANDB_DIR", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_RUN_ID",
-    "WANDB_RESUME", "WANDB_SERVICE", "RANK", "LOCAL_RANK", "WORLD_SIZE", "SLURM_PROCID",
-    "OMPI_COMM_WORLD_RANK", "PMI_RANK",
-)
 
 
 # ---------------------------------------------------------------------- arguments
@@ -70,32 +66,11 @@ def workdir(args: argparse.Namespace, name: str) -> Path:
 
 # ---------------------------------------------------------------------- environments
 def bench_env(base: Path, **extra: str | None) -> dict[str, str]:
-    """Environment for steadyrun and wandb: private root, W&B offline, silent, no stats.
-
-    W&B's config, data, cache and artifact folders and the netrc point into `base`, so
-    nothing is read from or written to the home folder, and no API key is found.
-    """
-    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    wb = base / "wandb-home"
-    env.update({
-        "STEADYRUN_DIR": str(base / "sr"),
-        "STEADYRUN_WANDB_STATS": "0",  # the sidecar's wandb samples no system stats
-        "WANDB_SILENT": "true",
-        "WANDB_CONSOLE": "off",
-        "WANDB_DIR": str(base / "wandb-runs"),
-        "WANDB_CONFIG_DIR": str(wb / "config"),
-        "WANDB_DATA_DIR": str(wb / "data"),
-        "WANDB_CACHE_DIR": str(wb / "cache"),
-        "WANDB_ARTIFACT_DIR": str(wb / "artifacts"),
-        "NETRC": str(wb / "netrc-none"),
-        "PYTHONUNBUFFERED": "1",
-    })
+    """The tests' private W&B environment (tests/wandb_isolation.py), plus W&B offline
+    runs under `base` and W&B kept silent."""
+    env = wandb_env(base, WANDB_SILENT="true", WANDB_CONSOLE="off",
+                    WANDB_DIR=str(base / "wandb-runs"), **extra)
     (base / "wandb-runs").mkdir(parents=True, exist_ok=True)
-    for key, value in extra.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
     return env
 
 

@@ -18,8 +18,7 @@ from typing import Any
 
 import orjson
 
-from .layout import ManifestError, read_manifest
-from .reader import RunData
+from .reader import RunData, manifest_of, segment_info
 from .segment_reader import list_segments, parse_lines
 
 ROW_START = b'{"k":"row",'
@@ -77,10 +76,7 @@ def _first(head: bytes) -> dict[str, Any]:
 
 def overview(rdir: Path) -> tuple[RunData, int, Any]:
     """(a RunData with manifest, segments and state but no records, rows, last step)."""
-    try:
-        manifest = read_manifest(rdir)
-    except ManifestError as exc:
-        manifest = {"id": rdir.name, "state": "unknown", "manifest_error": str(exc)}
+    manifest = manifest_of(rdir)
     segments: dict[str, dict[str, Any]] = {}
     rows = 0
     last: tuple[float, Any] | None = None
@@ -93,12 +89,7 @@ def overview(rdir: Path) -> tuple[RunData, int, Any]:
         except FileNotFoundError:
             continue
         rows += _count_rows(path, size) - torn_row
-        first = _first(head)
-        closed = bool(tail) and tail[-1].get("k") == "close"
-        segments[path.stem] = {
-            "role": first.get("role"), "pid": first.get("pid"), "host": first.get("host"),
-            "opened_at": first.get("t"), "closed": closed,
-            "close": {k: tail[-1].get(k) for k in ("state", "exit_code")} if closed else None}
+        segments[path.stem] = segment_info(_first(head), tail[-1] if tail else None)
         for rec in tail:
             if rec.get("k") == "row" and (last is None or rec.get("t", 0.0) >= last[0]):
                 last = (rec.get("t", 0.0), rec.get("x"))

@@ -266,13 +266,28 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def manifest_of(rdir: Path) -> dict[str, Any]:
+    """run.json; when it is unreadable, what that error was (the segments still tell the
+    state, see `RunData._state_from_segments`)."""
+    try:
+        return read_manifest(rdir)
+    except ManifestError as exc:
+        return {"id": rdir.name, "state": "unknown", "manifest_error": str(exc)}
+
+
+def segment_info(first: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any]:
+    """Who wrote a segment (its `open` record) and how it ended (a last `close` record)."""
+    closed = last is not None and last.get("k") == "close"
+    return {"role": first.get("role"), "pid": first.get("pid"), "host": first.get("host"),
+            "opened_at": first.get("t"), "closed": closed,
+            "close": {k: last.get(k) for k in ("state", "exit_code")}
+            if closed and last is not None else None}
+
+
 def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> RunData:
     """Load a run by id, id prefix or folder path."""
     rdir = resolve_run(ref, root)
-    try:
-        manifest = read_manifest(rdir)
-    except ManifestError as exc:
-        manifest = {"id": rdir.name, "state": "unknown", "manifest_error": str(exc)}
+    manifest = manifest_of(rdir)
     records: list[dict[str, Any]] = []
     torn = 0
     segments: dict[str, dict[str, Any]] = {}
@@ -282,14 +297,9 @@ def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = 
         chunk = read_from(path)
         bad = chunk.bad_lines + (1 if chunk.tail_bytes else 0)
         torn += bad
-        first = chunk.records[0] if chunk.records else {}
-        closed = bool(chunk.records) and chunk.records[-1]["k"] == "close"
-        segments[stem] = {"records": len(chunk.records), "torn": bad,
-                          "role": first.get("role"), "pid": first.get("pid"),
-                          "host": first.get("host"), "opened_at": first.get("t"),
-                          "closed": closed,
-                          "close": {k: chunk.records[-1].get(k) for k in
-                                    ("state", "exit_code")} if closed else None}
+        recs = chunk.records
+        segments[stem] = {"records": len(recs), "torn": bad,
+                          **segment_info(recs[0] if recs else {}, recs[-1] if recs else None)}
         for rec in chunk.records:
             if rec.get("k") != "row":  # events, opens, closes: say which writer wrote them
                 rec["_seg"] = stem

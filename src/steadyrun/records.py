@@ -82,6 +82,11 @@ def config(values: dict[str, Any]) -> dict[str, Any]:
     return {"k": "config", "t": time.time(), "v": values}
 
 
+# A metric's goal or min/max summary as the side of its best: one table for the Run's
+# check, the W&B sink's summary and the row budget's protected bests.
+GOALS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
+
+
 def metric(key: str, step_metric: str | None, goal: str | None, summary: str | None,
            hidden: bool) -> dict[str, Any]:
     rec: dict[str, Any] = {"k": "metric", "t": time.time(), "key": key}

@@ -19,8 +19,6 @@ from .redact import redact_code
 from .steps import step_metric_of
 from .values import Rejected, check_key
 
-GOALS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
-
 
 class RunExtras:
     """Mixed into `Run`; relies on its `_append`, `_bad`, `_clean_step`, `_step`, `dir`."""
@@ -29,7 +27,7 @@ class RunExtras:
     def define_metric(self, name: str, step_metric: str | None = None, goal: str | None = None,
                       summary: str | None = None, hidden: bool = False) -> None:
         """Exact-key axis and summary rules; the sink forwards them to W&B."""
-        if goal is not None and goal not in GOALS:
+        if goal is not None and goal not in records.GOALS:
             self._bad(name, goal, f"goal must be 'minimize' or 'maximize', got {goal!r}",
                       ValueError)
             goal = None
@@ -86,15 +84,13 @@ class RunExtras:
         """Histograms of `model`'s parameters and/or gradients every `log_freq` steps of
         `log_training_step` (W&B's `watch`, without its hooks): `parameters/<name>` and
         `gradients/<name>`, one W&B row and one host transfer per interval."""
-        from .histograms import WATCH_LOG
+        from .histograms import WATCH_LOG, check_bins
 
         if log not in WATCH_LOG or isinstance(log_freq, bool) or not isinstance(log_freq, int) \
                 or log_freq < 1:
             self._bad("watch", (log, log_freq), f"log must be one of {WATCH_LOG} and log_freq "
                       f"an int >= 1, got {log!r}, {log_freq!r}", ValueError)
             return
-        from .histograms import check_bins
-
         try:
             check_bins("watch", bins)
         except Rejected as exc:

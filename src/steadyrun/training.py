@@ -252,9 +252,9 @@ class StepLogger:
             self.next_gpu = (step // self.gpu_every + 1) * self.gpu_every
         if row:
             self._emit(row, step)
-        if model is not None and hasattr(self.run, "_model_seen"):
+        if model is not None:
             self.run._model_seen(model)
-        if getattr(self.run, "_watched", None) is not None:
+        if self.run._watched is not None:
             self.run._watch_step(step, self.prefix)
 
     def _add(self, name: str, value: Any) -> None:

@@ -27,11 +27,11 @@ from typing import Any
 
 import orjson
 
+from ..records import GOALS
 from ..segment_reader import list_segments
 from ..steps import is_step_metric
 
 METRIC_LINE = b'\n{"k":"metric",'
-GOAL_SIDE = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
 
 
 class RowBudget:
@@ -51,8 +51,8 @@ class RowBudget:
         """A metric definition (a key or a `prefix*` glob): rows that set a new min or max
         it summarises are always shipped, and W&B's own summary of it is left alone."""
         rules = {part.strip() for part in (summary or "").split(",") if part.strip()}
-        if GOAL_SIDE.get(goal or ""):
-            rules.add(GOAL_SIDE[goal or ""])
+        if goal in GOALS:
+            rules.add(GOALS[goal])
         if rules:
             self._rules[key] = frozenset(rules)
             self._rule_of.clear()

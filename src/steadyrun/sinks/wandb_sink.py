@@ -18,11 +18,10 @@ from typing import Any
 import orjson
 
 from ..layout import atomic_write_json, sinks_dir
+from ..records import GOALS
 from ..steps import is_step_metric, step_metric_of
 from ..values import restore_nonfinite
 from .wandb_budget import RowBudget, defined_metrics
-
-GOAL_SUMMARY = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}
 
 
 def wandb_dir_for(rdir: Path) -> Path:
@@ -226,7 +225,7 @@ class WandbSink:
         key = rec["key"]
         goal = rec.get("goal")
         # wandb 0.31's define_metric has no goal: the goal becomes the summary of the best.
-        summary = rec.get("summary") or (GOAL_SUMMARY.get(goal) if goal else None)
+        summary = rec.get("summary") or (GOALS.get(goal) if goal else None)
         kwargs: dict[str, Any] = {"step_metric": rec.get("step_metric") or step_metric_of(key)}
         if summary:
             kwargs["summary"] = summary
@@ -246,29 +245,29 @@ class WandbSink:
         import wandb
 
         table = wandb.Table(columns=rec["columns"], data=rec["rows"])
-        self._log_media(rec, table, step)
+        self._log_at_x({rec["key"]: table}, rec, step)
 
     def _ship_image(self, rec: dict[str, Any], step: int | None) -> None:
         import wandb
 
         img = wandb.Image(str(self.rdir / rec["path"]), caption=rec.get("caption"))
-        self._log_media(rec, img, step)
+        self._log_at_x({rec["key"]: img}, rec, step)
 
     def _ship_histogram(self, rec: dict[str, Any], step: int | None) -> None:
         import wandb
 
+        self._log_at_x({key: wandb.Histogram(np_histogram=(h["counts"], h["edges"]))
+                        for key, h in rec["v"].items()}, rec, step)
+
+    def _log_at_x(self, values: dict[str, Any], rec: dict[str, Any], step: int | None) -> None:
+        """Tables, images and histograms sit on their namespace's axis too, at the record's
+        `x`, like every row (3.1)."""
         row: dict[str, Any] = {}
-        for key, hist in rec["v"].items():
+        for key, value in values.items():
             self._define(key)
-            row[key] = wandb.Histogram(np_histogram=(hist["counts"], hist["edges"]))
+            row[key] = value
             row[step_metric_of(key)] = rec.get("x", 0)
         self.run.log(row, step=step, commit=True)
-
-    def _log_media(self, rec: dict[str, Any], value: Any, step: int | None) -> None:
-        """Tables and images sit on their namespace's axis too, like every row (3.1)."""
-        key = rec["key"]
-        self._define(key)
-        self.run.log({key: value, step_metric_of(key): rec.get("x", 0)}, step=step, commit=True)
 
     def _ship_file(self, rec: dict[str, Any], step: int | None) -> None:
         path = self.rdir / rec["path"]
