@@ -74,6 +74,17 @@ def bench_env(base: Path, **extra: str | None) -> dict[str, str]:
     return env
 
 
+def child_json(cmd: list[str], env: dict[str, str], timeout: float = 300) -> dict[str, Any]:
+    """Run a measuring child; its last stdout line is its JSON result."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def use_env(env: dict[str, str]) -> None:
     """Make `env` this process's environment (for in-process steadyrun and wandb)."""
     for key in list(os.environ):

@@ -15,13 +15,12 @@ back a Python dict per record can cost. Repeats alternate steadyrun and floor; f
 
 from __future__ import annotations
 
-import json
-import subprocess
 import textwrap
 
 from _common import (
     PY,
     bench_env,
+    child_json,
     emit,
     fmt_s,
     fmt_x,
@@ -70,11 +69,7 @@ READ_FLOOR = textwrap.dedent("""
 
 
 def child(code: str, path: str, env: dict[str, str]) -> dict:
-    proc = subprocess.run([PY, "-c", code, path], env=env, capture_output=True, text=True,
-                          timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(f"reader child exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return child_json([PY, "-c", code, path], env, timeout=600)
 
 
 def main() -> None:

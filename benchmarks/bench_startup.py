@@ -20,11 +20,11 @@ import json
 import re
 import subprocess
 import textwrap
-from typing import Any
 
 from _common import (
     PY,
     bench_env,
+    child_json,
     emit,
     fmt_ms,
     fmt_x,
@@ -85,13 +85,6 @@ def import_time(module: str, env: dict[str, str]) -> tuple[float, list[str]]:
     if cumulative is None:
         raise RuntimeError(f"no importtime line for {module}:\n{proc.stderr[-2000:]}")
     return cumulative, json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def child_json(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd[:3]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
