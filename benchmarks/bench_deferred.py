@@ -207,7 +207,7 @@ def main() -> None:
     res: dict[str, dict[str, Any]] = {"item": count("item", steps)}
     # On the CPU steadyrun reads a tensor given to run.log at once (it has no device queue
     # to wait for); its test switch makes it defer as it does on a GPU, to count that path.
-    deferred_mod = sys.modules.get("steadyrun.deferred")
+    deferred_mod = sys.modules.get("steadyrun.log.deferred")
     forced = deferred_mod is not None and hasattr(deferred_mod, "DEFER_CPU")
     if forced:
         deferred_mod.DEFER_CPU = True
@@ -253,7 +253,7 @@ def main() -> None:
         f"{base_syncs / max(lt['syncs'], 1):.0f}× fewer",
         note=f"a tensor handed to run.log is held on its device and read once per "
              f"{LOG_INTERVAL} rows"
-             + (" (deferral forced on the CPU with steadyrun.deferred.DEFER_CPU, as it is on a "
+             + (" (deferral forced on the CPU with steadyrun.log.deferred.DEFER_CPU, as it is on a "
                 "GPU; on the CPU run.log reads a tensor at once, about 1 µs)" if forced else "")
              + f"; ops counted {lt['calls'] or 'none'}"))
     if cuda:

@@ -5,7 +5,7 @@
 
 Each case runs plain `wandb` (no steadyrun) in a fresh interpreter, against loopback
 servers of this script's own (127.0.0.1 only) or in offline mode, and counts what W&B's
-own transaction log (`run-<id>.wandb`) holds with `steadyrun.wandb_txlog`. The network
+own transaction log (`run-<id>.wandb`) holds with `steadyrun.ship.wandb.txlog`. The network
 cases use `init_timeout=10` instead of wandb's default of 90 s, so they take 10 s
 rather than 90 s; the figure to expect with the default is stated beside them.
 
@@ -44,7 +44,7 @@ PRELUDE = """
 import json, os, sys, time, warnings
 t0 = time.monotonic()
 import wandb
-from steadyrun import wandb_txlog
+from steadyrun.ship.wandb import txlog as wandb_txlog
 
 def txlog_rows(folder="wb"):
     files = sorted(p for p in __import__("pathlib").Path(folder).rglob("run-*.wandb"))
@@ -374,7 +374,7 @@ def run_case(name: str, scratch: Path) -> dict[str, Any]:
 def _after_sigkill(cwd: Path) -> dict[str, Any]:
     """Count what the log of a SIGKILLed offline run holds, once wandb-core has exited."""
     sys.path.insert(0, str(REPO / "src"))
-    from steadyrun import wandb_txlog
+    from steadyrun.ship.wandb import txlog as wandb_txlog
 
     files = sorted(cwd.rglob("run-*.wandb"))
     for f in files:

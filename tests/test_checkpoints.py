@@ -10,7 +10,7 @@ import yaml
 
 import steadyrun
 from steadyrun import SteadyrunWarning
-from steadyrun.redact import REDACTED
+from steadyrun.store.redact import REDACTED
 
 
 @pytest.fixture(autouse=True)
@@ -177,7 +177,7 @@ def test_the_best_checkpoint_gets_the_alias_best_and_keeps_its_metadata(new_run,
 def test_uploaded_checkpoint_metadata_reaches_wandb(tmp_path):
     from wandb_helpers import run_script, wandb_files
 
-    from steadyrun.wandb_txlog import iter_records
+    from steadyrun.ship.wandb.txlog import iter_records
 
     done = run_script(tmp_path, """
         import pathlib, steadyrun

@@ -136,7 +136,7 @@ def test_same_seed_same_numbers(demo_run, tmp_path):
 
 
 def test_failed_stage_fails_the_run(tmp_path, monkeypatch, capsys):
-    from steadyrun import demo
+    from steadyrun.cli import demo
 
     def failing(cfg, tmp):
         return [("pretrain", [sys.executable, "-c", "raise SystemExit(3)"])]

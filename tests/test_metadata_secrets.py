@@ -16,8 +16,8 @@ from pathlib import Path
 from wandb_helpers import run_script, wandb_log
 
 import steadyrun
-from steadyrun.metadata import get_metadata
-from steadyrun.redact import REDACTED, redact_argv, redact_code, redact_text
+from steadyrun.log.metadata import get_metadata
+from steadyrun.store.redact import REDACTED, redact_argv, redact_code, redact_text
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",

@@ -24,7 +24,7 @@ from wandb_helpers import (
     wandb_log,
 )
 
-from steadyrun import wandb_txlog
+from steadyrun.ship.wandb import txlog as wandb_txlog
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 hex characters, like a real key
 ROWS = 2000

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import steadyrun
-from steadyrun import deferred, overview
+from steadyrun.log import deferred
+from steadyrun.read import overview
 
 
 def _same(rdir: Path) -> tuple[int, object, str]:

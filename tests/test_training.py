@@ -18,8 +18,9 @@ torch = pytest.importorskip("torch")
 from torch.overrides import TorchFunctionMode  # noqa: E402
 
 import steadyrun  # noqa: E402
-from steadyrun import InertRun, Run, deferred  # noqa: E402
-from steadyrun.training import StepLogger  # noqa: E402
+from steadyrun import InertRun, Run  # noqa: E402
+from steadyrun.log import deferred  # noqa: E402
+from steadyrun.log.training import StepLogger  # noqa: E402
 
 SYNC_NAMES = {"item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__"}
 

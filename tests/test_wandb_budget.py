@@ -14,8 +14,8 @@ import pytest
 from wandb_helpers import assert_steps_strictly_increase, run_script, sink_status, wandb_log
 
 import steadyrun
-from steadyrun.sinks.wandb_budget import defined_metrics
-from steadyrun.steps import is_step_metric
+from steadyrun.ship.wandb.budget import defined_metrics
+from steadyrun.store.steps import is_step_metric
 
 SCRIPT = """
     import time, steadyrun
@@ -104,7 +104,7 @@ def test_metric_definitions_are_found_for_a_restarted_sidecar(sr_root: Path) -> 
 
 
 def test_globs_and_summary_rules_protect_bests_and_their_summaries() -> None:
-    from steadyrun.sinks.wandb_budget import RowBudget
+    from steadyrun.ship.wandb.budget import RowBudget
 
     budget = RowBudget(60)  # one row a second per kind
     budget.watch_best("val/*", "minimize", None)

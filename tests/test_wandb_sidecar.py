@@ -2,7 +2,7 @@
 
 Each test runs a training script in a fresh interpreter (its sidecar ships to W&B
 offline files: no key, so `auto` means offline), waits for it to exit, and reads W&B's
-own transaction log with `steadyrun.wandb_txlog`. Nothing is mocked: the assertions are
+own transaction log with `steadyrun.ship.wandb.txlog`. Nothing is mocked: the assertions are
 on the rows, summary, config and run record a W&B user would get.
 """
 
@@ -28,7 +28,7 @@ from wandb_helpers import (
     wandb_log,
 )
 
-from steadyrun.cursor import Cursor
+from steadyrun.ship.cursor import Cursor
 
 
 # ---------------------------------------------------------------------- steps (seeds 000, 001)

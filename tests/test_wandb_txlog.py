@@ -1,4 +1,4 @@
-"""Tests for steadyrun.wandb_txlog against logs written by the real wandb package.
+"""Tests for steadyrun.ship.wandb.txlog against logs written by the real wandb package.
 
 Every log here comes from an actual offline ``wandb.init``/``finish`` in a child
 process (never a mock), because the point of the reader is to agree with what
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from steadyrun import wandb_txlog as tx
+from steadyrun.ship.wandb import txlog as tx
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 BIG = 100_000  # > 2 blocks, so the record is split into FIRST/MIDDLE/LAST chunks
@@ -158,7 +158,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_import_does_not_import_wandb() -> None:
-    code = "import sys, steadyrun.wandb_txlog; print('wandb' in sys.modules)"
+    code = "import sys, steadyrun.ship.wandb.txlog; print('wandb' in sys.modules)"
     env = dict(os.environ, PYTHONPATH=str(SRC))
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True

@@ -2,7 +2,7 @@
 
 Tests that check the W&B side never mock wandb: a script runs `steadyrun.init()` in a
 subprocess, its sidecar ships to real W&B offline files, and the test reads W&B's own
-transaction logs (`run-<id>.wandb`) with `steadyrun.wandb_txlog`. wandb's `finish()`
+transaction logs (`run-<id>.wandb`) with `steadyrun.ship.wandb.txlog`. wandb's `finish()`
 can return before wandb-core has written the whole log, so the logs are read only once
 the script (and with it the sidecar) has exited and `wait_complete` says each file is
 final.
@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from wandb_isolation import wandb_env  # the tests import it from here too
 
-from steadyrun import wandb_txlog
+from steadyrun.ship.wandb import txlog as wandb_txlog
 
 
 @dataclass

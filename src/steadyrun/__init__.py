@@ -12,35 +12,35 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "init": "api",
-    "Run": "run",
-    "InertRun": "inert",
-    "SteadyrunWarning": "run",
-    "open_run": "reader",
-    "list_runs": "reader",
-    "RunData": "reader",
+    "Run": "log.run",
+    "InertRun": "log.inert",
+    "SteadyrunWarning": "log.run",
+    "open_run": "read.reader",
+    "list_runs": "read.reader",
+    "RunData": "read.reader",
     "attach": "api",
-    "ContextError": "context",
-    "is_main_process": "distributed",
-    "compute_grad_norm": "training",
-    "get_learning_rate": "training",
-    "get_amp_scale": "training",
-    "get_gpu_stats": "training",
-    "set_seeds": "training",
-    "get_metadata": "metadata",
-    "add_argparse_args": "cli_args",
-    "init_from_args": "cli_args",
-    "run_name": "cli_args",
+    "ContextError": "log.context",
+    "is_main_process": "log.distributed",
+    "compute_grad_norm": "log.training",
+    "get_learning_rate": "log.training",
+    "get_amp_scale": "log.training",
+    "get_gpu_stats": "log.training",
+    "set_seeds": "log.training",
+    "get_metadata": "log.metadata",
+    "add_argparse_args": "integrations.argparse_flags",
+    "init_from_args": "integrations.argparse_flags",
+    "run_name": "integrations.argparse_flags",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import attach, init  # noqa: F401
-    from .context import ContextError  # noqa: F401
-    from .distributed import is_main_process  # noqa: F401
-    from .inert import InertRun  # noqa: F401
-    from .reader import RunData, list_runs, open_run  # noqa: F401
-    from .run import Run, SteadyrunWarning  # noqa: F401
+    from .log.context import ContextError  # noqa: F401
+    from .log.distributed import is_main_process  # noqa: F401
+    from .log.inert import InertRun  # noqa: F401
+    from .log.run import Run, SteadyrunWarning  # noqa: F401
+    from .read.reader import RunData, list_runs, open_run  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -14,9 +14,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import live_runs, records
-from .inert import InertRun
-from .layout import (
+from .log import live_runs
+from .log.inert import InertRun
+from .log.run import Run
+from .log.run_folder import writable_run_dir
+from .log.segment_writer import SegmentWriter
+from .store import records
+from .store.layout import (
     ID_RULE,
     ManifestError,
     atomic_write_json,
@@ -28,9 +32,6 @@ from .layout import (
     root_dir,
     segments_dir,
 )
-from .run import Run
-from .run_folder import writable_run_dir
-from .segment_writer import SegmentWriter
 
 MODES = ("auto", "online", "offline", "local", "disabled")
 
@@ -84,7 +85,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     if _unknown:
         raise TypeError(f"steadyrun.init() got unknown arguments: {', '.join(_unknown)}")
     if required_tags:
-        from .cli_args import check_required_tags
+        from .integrations.argparse_flags import check_required_tags
 
         check_required_tags(_tags(tags), list(required_tags))
     for label, every in (("log_interval", log_interval),
@@ -96,13 +97,13 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     strict_ = resolve_strict(strict)
     if mode == "disabled":
         return InertRun(reason="disabled")
-    from .distributed import rank_info
+    from .log.distributed import rank_info
 
     rank, world = rank_info()
     if rank != 0 and not all_ranks:
         return InertRun(reason=f"rank {rank}")
 
-    from .context import load_context_from_env
+    from .log.context import load_context_from_env
 
     ctx = load_context_from_env()
     if ctx is not None:
@@ -110,7 +111,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
                                 strict=strict_, config=config, key_prefix=""),
                           log_interval, gpu_stats_interval)
     if rank != 0:
-        from .distributed import shared_run_id
+        from .log.distributed import shared_run_id
 
         run_id = shared_run_id(None)
         rdir = root_dir(dir) / "runs" / run_id
@@ -132,7 +133,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     else:
         run_id = new_run_id()
     if all_ranks and world > 1:
-        from .distributed import shared_run_id
+        from .log.distributed import shared_run_id
 
         run_id = shared_run_id(run_id)
     if not is_run_id(run_id):
@@ -146,7 +147,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     steps: dict[str, Any] = {}
     global_step = 0
     if resumed:
-        from .reader import open_run
+        from .read.reader import open_run
 
         # Regressions are judged against what the run really holds, so a rollback to an
         # older checkpoint re-logs its steps with step_regression events, never silently.
@@ -196,11 +197,11 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     if config is not None:
         run.config.update(config)
     if _metadata_on(metadata):
-        from .metadata import start as start_metadata
+        from .log.metadata import start as start_metadata
 
         run._metadata = start_metadata(run)  # a background thread: git never delays init
     if mode in ("auto", "online", "offline"):
-        from .sidecar import start_sidecar
+        from .ship.sidecar import start_sidecar
 
         run._sidecar = start_sidecar(run, how=sidecar, finish_timeout=finish_timeout)
         run._heartbeat.callbacks.append(run._sidecar.check)
@@ -231,7 +232,7 @@ def _redact_free_text(manifest: dict[str, Any]) -> None:
     """Notes, names and tags are free text that reaches W&B: a URL with credentials in
     them ("data at https://user:pass@host") must be redacted like the config is. Found by
     the fault suite's planted secrets (tests/faults/test_fault_security.py)."""
-    from .redact import redact_text
+    from .store.redact import redact_text
 
     for key in ("name", "notes", "group", "job_type", "project", "entity"):
         if isinstance(manifest.get(key), str):
@@ -286,7 +287,7 @@ def _start(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, mode
 
 
 def _argv() -> list[str]:
-    from .redact import redact_argv
+    from .store.redact import redact_argv
 
     return redact_argv(sys.argv)
 

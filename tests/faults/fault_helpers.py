@@ -2,7 +2,7 @@
 
 Every case runs real training code in a fresh interpreter and counts what it logged in
 three places: what the script says it logged, what `steadyrun.open_run` finds in the
-run folder, and what W&B's own transaction log holds (read with `steadyrun.wandb_txlog`).
+run folder, and what W&B's own transaction log holds (read with `steadyrun.ship.wandb.txlog`).
 The measured figures go to the scorecard file when STEADYRUN_SCORECARD is set.
 """
 

@@ -340,8 +340,8 @@ class _FlakyDisk:
 
 def test_buffer_policy_drop_oldest_rows_keep_other_records(tmp_path: Path, monkeypatch,
                                                            capfd) -> None:
-    import steadyrun.segment_writer as sw
-    from steadyrun import records
+    import steadyrun.log.segment_writer as sw
+    from steadyrun.store import records
 
     disk = _FlakyDisk()
     monkeypatch.setattr(sw, "os", disk)

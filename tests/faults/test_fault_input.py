@@ -380,7 +380,7 @@ def test_bad_context_files_give_a_clear_error_never_crash_the_parent(tmp_path: P
     assert len(cases) >= 11, done.output
     for label, code, last in cases:
         assert code == "1", (label, code, last)  # the child fails, at once, never hangs
-        assert last.startswith("steadyrun.context.ContextError: STEADYRUN_CONTEXT="), (
+        assert last.startswith("steadyrun.log.context.ContextError: STEADYRUN_CONTEXT="), (
             label, last)
     assert "hang" not in done.stdout
     logged = int(done.value("LOGGED"))

@@ -228,7 +228,7 @@ BURST = """
 import os, sys, time, types
 import psutil
 import steadyrun
-import steadyrun.segment_writer as sw
+import steadyrun.log.segment_writer as sw
 
 mode, n, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 # A disk slower than the burst: every write of the segment takes len/rate seconds.

@@ -1,0 +1,421 @@
+"""The `Run` handle: turns API calls into records on this process's segment.
+
+Everything here runs on the training thread, so `log` is written for speed: numbers of
+known keys take a fast path of type checks, one step stamp, one orjson encode and one
+deque append. Anything unusual (a new key, a non-number, NaN, a pending row) goes
+through `_log_slow`, which applies the same rules with full checks.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..store import records
+from ..store.layout import update_manifest
+from ..store.redact import redact_value
+from ..store.steps import StepTracker, is_step_metric, namespace_of_step, step_metric_of
+from ..store.values import Rejected, check_key, nonfinite_tag, to_number
+from .callsite import user_site, user_stacklevel
+from .config_input import RunMapping, clean_config
+from .deferred import DeferredRows, deferrable, hold
+from .run_extras import RunExtras
+from .segment_writer import SegmentWriter
+
+_dumps = orjson.dumps
+_time = time.time
+_NUMERIC = frozenset((float, int))
+_PLAIN = frozenset((float, int, bool, type(None)))
+
+
+
+class SteadyrunWarning(UserWarning):
+    """Warnings about the user's input; filter on this class to silence or escalate them."""
+
+
+class Run(RunExtras):
+    """One process's handle on a run. Rank-0 owner, child process or extra rank alike."""
+
+    def __init__(self, *, run_id: str, rdir: Path, writer: SegmentWriter, manifest: dict[str, Any],
+                 role: str, mode: str, strict: bool, steps: dict[str, Any] | None = None,
+                 global_step: int = 0, key_prefix: str = "") -> None:
+        self.id = run_id
+        self.dir = rdir
+        self.mode = mode
+        self.role = role
+        self.strict = strict
+        self.project = manifest.get("project")
+        self.name = manifest.get("name")
+        self._manifest = manifest
+        self._writer = writer
+        self._append = writer.append
+        self._steps = StepTracker(steps)
+        self._step = global_step
+        self._prefix = key_prefix
+        self._known: set[str] = set()
+        self._pending: dict[str, Any] | None = None
+        self._pending_nf: dict[str, str] | None = None
+        self._pending_step: int | None = None
+        self._warned: set[Any] = set()
+        self._rejected_counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
+        # (key set, step metrics to stamp) of the fast path, swapped as one object so a
+        # thread never pairs one key set with another's plan.
+        self._fast: tuple[Any, tuple[str, ...]] = (None, ())
+        self._finished = False
+        self._failed = False
+        self._media_counter = 0
+        self._sidecar: Any = None
+        self.log_interval = 10  # set by init: log_training_step rows, tensor reads
+        self.gpu_stats_interval = 100
+        self._deferred = DeferredRows()  # rows holding tensors, read once per interval
+        self._trainer: Any = None  # training.StepLogger, made by the first log_training_step
+        self._watched: Any = None  # (model, log, log_freq, bins) of run.watch
+        self._sized_model: Any = None  # the model whose parameter count is in the summary
+        self._metadata: Any = None  # metadata.Collector of the owner
+        self.summary = RunMapping(self._on_summary)
+        self.config = RunMapping(self._on_config)
+
+    # ------------------------------------------------------------------ time series
+    def log(self, metrics: Mapping[str, Any], step: int | None = None, commit: bool = True,
+            reduce: str | None = None) -> None:
+        """Append a row. Never raises on bad input unless the run is strict."""
+        if reduce is not None:
+            from .distributed import all_reduce_metrics
+
+            metrics = all_reduce_metrics(metrics, reduce)
+            if self.role.startswith("rank"):
+                return  # every rank reduced; rank 0 alone records the result
+        # Fast path: the same keys as the last fast row, plain int/float values, auto step.
+        # It costs a few microseconds; the writer thread encodes the row.
+        if step is None and commit and self._pending is None:
+            fast_keys, plan = self._fast
+            try:
+                same = metrics.keys() == fast_keys
+            except AttributeError:
+                same = False
+            if not same:
+                plan = self._learn_fast(metrics)
+            if plan is not None and _NUMERIC.issuperset(map(type, metrics.values())):
+                values = dict(metrics)
+                self._acquire()
+                x = self._step
+                last = self._steps.last
+                for sk in plan:
+                    if last.get(sk, x) > x:
+                        break
+                    values[sk] = last[sk] = x
+                else:
+                    self._step = x + 1
+                    self._append((x, _time(), values))
+                    self._release()
+                    return
+                self._release()
+        self._log_slow(metrics, step, commit)
+
+    def _learn_fast(self, metrics: Any) -> tuple[str, ...] | None:
+        """Admit a key set to the fast path: valid keys, no user-given step metric.
+
+        Returns the step metrics to stamp, or None. Strict runs stay on the slow path: the
+        fast path leaves the 64-bit check to the writer thread, which cannot raise.
+        """
+        if self.strict or self._finished or self._prefix or not isinstance(metrics, dict) \
+                or not metrics:
+            return None
+        known = self._known
+        if not known.issuperset(metrics):
+            return None
+        plan = tuple(dict.fromkeys(step_metric_of(k) for k in metrics))
+        if any(sk in metrics for sk in plan):
+            return None
+        self._fast = (dict.fromkeys(metrics).keys(), plan)
+        return plan
+
+    def _log_slow(self, metrics: Any, step: Any, commit: bool) -> None:
+        if self._finished:
+            if getattr(self, "_forked", False):
+                return
+            self._bad("log", None, "the run is finished; log() after finish() is ignored",
+                      RuntimeError)
+            return
+        if not isinstance(metrics, Mapping):
+            self._bad("<metrics>", metrics, f"log() takes a mapping of key to number, got "
+                                            f"{type(metrics).__name__}")
+            return
+        values, nf = self._clean_numbers(metrics)
+        if step is not None:
+            step = self._clean_step(step)
+        with self._lock:
+            if self._pending is not None:
+                self._pending.update(values)
+                values = self._pending
+                if nf or self._pending_nf:
+                    nf = {**(self._pending_nf or {}), **(nf or {})}
+                    for k in values:
+                        if nf.get(k) and values[k] is not None:
+                            del nf[k]
+                if step is None:
+                    step = self._pending_step
+            if not commit:
+                self._pending, self._pending_nf, self._pending_step = values, nf, step
+                return
+            self._pending = self._pending_nf = self._pending_step = None
+            if not values:
+                return
+            if step is None:
+                x = self._step
+                self._step = x + 1
+            else:
+                x = step
+            regressions = self._steps.stamp(values, x)
+            due = False
+            if _PLAIN.issuperset(map(type, values.values())):
+                self._append(records.encode(records.row(x, values, nf)))
+            else:  # it holds tensors: written with its interval's one host transfer
+                due = self._deferred.add(x, _time(), values, nf, self.log_interval)
+        if due:
+            self._read_deferred()
+        if regressions:
+            for sk, prev, new in regressions:
+                self._regressed(sk, prev, new)
+
+    def _clean_numbers(self, metrics: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        values: dict[str, Any] = {}
+        nf: dict[str, str] = {}
+        prefix = self._prefix
+        for k, v in metrics.items():
+            try:
+                if k not in self._known:
+                    check_key(k)
+                    self._known.add(k)
+                if type(v) not in _NUMERIC and deferrable(v) and not is_step_metric(k):
+                    values[prefix + k if prefix else k] = hold(k, v)  # read later, no sync
+                    continue
+                num = to_number(k, v)
+            except Rejected as exc:
+                self._bad(k, v, exc.reason, exc.exc_type)
+                continue
+            key = prefix + k if prefix else k
+            if type(num) is float and num - num != 0.0:
+                nf[key] = nonfinite_tag(num)
+                num = None
+            values[key] = num
+        return values, nf
+
+    def _clean_step(self, step: Any) -> int | None:
+        try:
+            num = to_number("step=", step)
+            if isinstance(num, float):
+                if num != int(num):
+                    raise Rejected("step=", f"step must be a whole number, got {num}", ValueError)
+                num = int(num)
+            return int(num)
+        except (Rejected, ValueError, OverflowError) as exc:
+            reason = exc.reason if isinstance(exc, Rejected) else str(exc)
+            self._bad("step=", step, reason + "; the global step is used instead",
+                      getattr(exc, "exc_type", ValueError))
+            return None
+
+    def _regressed(self, step_key: str, prev: Any, new: Any) -> None:
+        ns = namespace_of_step(step_key) or "<root>"
+        site = user_site()
+        self._append(records.encode(records.event(
+            "step_regression", namespace=ns, step_metric=step_key, previous=prev, step=new,
+            site=site)))
+        if ("regression", step_key) not in self._warned:
+            self._warned.add(("regression", step_key))
+            warnings.warn(
+                f"steadyrun: step of namespace {ns!r} went back from {prev} to {new} at {site}. "
+                f"The row is kept (W&B will not drop it); further regressions in this "
+                f"namespace are recorded as step_regression events without a warning.",
+                SteadyrunWarning, stacklevel=user_stacklevel())
+
+    def _bad(self, key: Any, value: Any, reason: str,
+             exc_type: type[Exception] = TypeError) -> None:
+        """Strict: raise. Default: warn once per key, record every key's first rejection."""
+        label = key if isinstance(key, str) else repr(key)
+        if self.strict:
+            raise exc_type(f"steadyrun: {label!r}: {reason}")
+        count = self._rejected_counts.get(label, 0)
+        self._rejected_counts[label] = count + 1
+        if count:
+            return
+        site = user_site()
+        self._writer.rejected_keys.add(label)
+        self._append(records.encode(records.event(
+            "rejected", key=label[:500], value_type=type(value).__name__, reason=reason, site=site)))
+        warnings.warn(f"steadyrun: skipped {label!r} ({type(value).__name__}): {reason} "
+                      f"[at {site}]. Recorded as a 'rejected' event; warned once per key.",
+                      SteadyrunWarning, stacklevel=user_stacklevel())
+
+    # ------------------------------------------------------------------ summary, config
+    def _on_summary(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            self._bad("<summary>", data, f"summary takes a mapping of key to value, got "
+                                         f"{type(data).__name__}")
+            return {}
+        accepted: dict[str, Any] = {}
+        nf: dict[str, str] = {}
+        for k, v in data.items():
+            try:
+                check_key(k)
+                if isinstance(v, str):
+                    accepted[k] = redact_value(k, v)
+                    continue
+                num = to_number(k, v)
+            except Rejected as exc:
+                self._bad(k, v, exc.reason, exc.exc_type)
+                continue
+            if type(num) is float and num - num != 0.0:
+                nf[k] = nonfinite_tag(num)
+                accepted[k] = num
+                continue
+            accepted[k] = num
+        if accepted:
+            out = {k: (None if k in nf else v) for k, v in accepted.items()}
+            self._append(records.encode(records.summary(out, nf)))
+        return accepted
+
+    def log_summary(self, metrics: Mapping[str, Any], prefix: str | None = None) -> None:
+        """Final scalars: they go to the summary, never to a chart."""
+        if prefix:
+            metrics = {f"{prefix.rstrip('/')}/{k}": v for k, v in metrics.items()}
+        self.summary.update(metrics)
+
+    def _on_config(self, data: dict[str, Any]) -> dict[str, Any]:
+        cleaned = clean_config(data, lambda k, v, why: self._bad(f"config.{k}", v, why))
+        if cleaned:
+            self._append(records.encode(records.config(cleaned)))
+        return cleaned
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def step(self) -> int:
+        """The global step the next auto-stepped row will get."""
+        return self._step
+
+    def state_dict(self) -> dict[str, Any]:
+        """Store it in checkpoints; `steadyrun.init(resume=state)` continues from here."""
+        return {"run_id": self.id, "global_step": self._step, "steps": dict(self._steps.last)}
+
+    def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for a subprocess: its plain `steadyrun.init()` joins this run."""
+        from .context import ENV, write_context
+
+        path = write_context(self.dir, self.id, self.mode)
+        env = dict(os.environ if base is None else base)
+        env[ENV] = str(path.resolve())
+        return env
+
+    def flush(self) -> None:
+        """Everything logged before this call is durable (fsynced) when it returns."""
+        self._settle(final=False)
+        self._writer.flush()
+
+    def finish(self, exit_code: int | None = None, timeout: float | None = None) -> None:
+        """Close this process's segment; the owner also waits (bounded) for the sidecar."""
+        if self._finished:
+            return
+        if self._pending is not None:
+            self._log_slow({}, None, True)
+        self._settle(final=True)
+        with self._lock:
+            if self._finished:
+                return
+            if exit_code is None:
+                exit_code = 1 if self._failed else 0
+            state = "finished" if exit_code == 0 else "failed"
+            for key, n in self._rejected_counts.items():
+                if n > 1:
+                    self._append(records.encode(records.event("rejected_count", key=key, count=n)))
+            self._append(records.encode(records.closed(exit_code, state)))
+            self._finished = True
+            self._fast = (None, ())  # later log() calls take the slow path, which refuses them
+        self._writer.close()
+        if self.role == "owner":
+            try:
+                update_manifest(self.dir, state=state, exit_code=exit_code,
+                                finished_at=time.time(), global_step=self._step,
+                                last_steps=dict(self._steps.last))
+            except OSError as exc:
+                # A folder gone read-only or full must not fail the end of training: the
+                # segment's close record already says how the run ended.
+                print(f"steadyrun: cannot update {self.dir / 'run.json'} ({exc}); the run's "
+                      f"end is still recorded in its segment", file=sys.stderr)
+        if self._sidecar is not None:
+            self._sidecar.finish(timeout)
+        from . import live_runs
+
+        live_runs.forget(self)
+
+    def _detach_after_fork(self) -> None:
+        """In a forked child: drop every call; the parent's writer owns the segment."""
+        self._append = _drop
+        self._writer = _ForkedWriter()
+        self._sidecar = None
+        self._finished = True
+        self._forked = True
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self._failed = True
+            self.alert("run failed", f"{exc_type.__name__}: {exc}", "ERROR")
+        self.finish()
+
+    def __repr__(self) -> str:
+        return f"<steadyrun.Run {self.id} {self.role} at {self.dir}>"
+
+    def _read_deferred(self) -> None:
+        """Write the buffered tensor rows: one host transfer per device (deferred.py)."""
+        with self._lock:
+            rows = self._deferred.take()
+        if not rows:
+            return
+        from .deferred import materialise
+
+        try:
+            lines = materialise(rows)
+        except Exception as exc:  # a broken device; say so rather than lose it silently
+            self._bad("<tensors>", None, f"could not read {len(rows)} rows of logged "
+                                         f"tensors: {exc!r}", RuntimeError)
+            return
+        for line in lines:
+            self._append(line)
+
+    def _settle(self, final: bool) -> None:
+        """Before flush and finish: metadata recorded, tensor rows written; at finish also
+        the steps since the last training row."""
+        if self._metadata is not None:
+            self._metadata.wait()
+        if final and self._trainer is not None:
+            self._trainer.close()
+        if self._deferred.rows:
+            self._read_deferred()
+
+
+def _drop(item: Any) -> None:
+    return None
+
+
+class _ForkedWriter:
+    def append(self, item: Any) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None

@@ -1,0 +1,240 @@
+"""The Run's calls beyond time series: metric definitions, tables, images, files, alerts,
+and the training helpers of DESIGN.md section 5.
+
+A mixin, so `run.py` stays about the hot path and the lifecycle; every method here turns
+one call into one record through the same `_append` and `_bad` as `Run.log`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..store import records
+from ..store.redact import redact_code
+from ..store.steps import step_metric_of
+from ..store.values import Rejected, check_key
+
+
+class RunExtras:
+    """Mixed into `Run`; relies on its `_append`, `_bad`, `_clean_step`, `_step`, `dir`."""
+
+    # ------------------------------------------------------------------ other records
+    def define_metric(self, name: str, step_metric: str | None = None, goal: str | None = None,
+                      summary: str | None = None, hidden: bool = False) -> None:
+        """Exact-key axis and summary rules; the sink forwards them to W&B."""
+        if goal is not None and goal not in records.GOALS:
+            self._bad(name, goal, f"goal must be 'minimize' or 'maximize', got {goal!r}",
+                      ValueError)
+            goal = None
+        self._append(records.encode(records.metric(name, step_metric, goal, summary, hidden)))
+
+    def log_table(self, key: str, columns: list[str] | None = None,
+                  rows: list[list[Any]] | None = None, *, data: list[list[Any]] | None = None,
+                  dataframe: Any = None, step: int | None = None) -> None:
+        if dataframe is not None:
+            columns = [str(c) for c in dataframe.columns]
+            rows = dataframe.astype(object).values.tolist()
+        rows = rows if rows is not None else (data or [])
+        try:
+            check_key(key)
+            columns = [str(c) for c in (columns or [f"c{i}" for i in range(len(rows[0]) if rows else 0)])]
+            if any(len(r) != len(columns) for r in rows):
+                raise Rejected(key, f"every row must have {len(columns)} cells", ValueError)
+            line = orjson.dumps(records.table(key, columns, [list(r) for r in rows], self._x(step, key)),
+                          option=orjson.OPT_SERIALIZE_NUMPY, default=_table_cell)
+        except Rejected as exc:
+            self._bad(key, rows, exc.reason, exc.exc_type)
+            return
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            self._bad(key, rows, f"table cells must be JSON values: {exc}")
+            return
+        self._append(line + b"\n")
+
+    def log_image(self, key: str, image: Any, caption: str | None = None,
+                  step: int | None = None) -> None:
+        from .media import safe_name, write_png
+
+        try:
+            check_key(key)
+            self._media_counter += 1
+            rel = f"media/{safe_name(key)}_{self._media_counter}_{os.getpid()}.png"
+            write_png(image, self.dir / rel)
+            os.chmod(self.dir / rel, 0o600)  # owner-only whatever the umask
+        except Rejected as exc:
+            self._bad(key, image, exc.reason, exc.exc_type)
+            return
+        except (TypeError, ValueError, OSError, ImportError) as exc:
+            self._bad(key, image, f"cannot write the image: {exc}", type(exc)
+                      if isinstance(exc, (TypeError, ValueError)) else ValueError)
+            return
+        self._append(records.encode(records.image(key, rel, caption, self._x(step, key))))
+
+    def log_histogram(self, key: str, values: Any, step: int | None = None,
+                      bins: int = 64) -> None:
+        """A histogram of numbers (tensor, array, sequence), binned where they live."""
+        self._log_histograms({key: values}, step, bins)
+
+    def watch(self, model: Any, log: str = "gradients", log_freq: int = 100,
+              bins: int = 64) -> None:
+        """Histograms of `model`'s parameters and/or gradients every `log_freq` steps of
+        `log_training_step` (W&B's `watch`, without its hooks): `parameters/<name>` and
+        `gradients/<name>`, one W&B row and one host transfer per interval."""
+        from .histograms import WATCH_LOG, check_bins
+
+        if log not in WATCH_LOG or isinstance(log_freq, bool) or not isinstance(log_freq, int) \
+                or log_freq < 1:
+            self._bad("watch", (log, log_freq), f"log must be one of {WATCH_LOG} and log_freq "
+                      f"an int >= 1, got {log!r}, {log_freq!r}", ValueError)
+            return
+        try:
+            check_bins("watch", bins)
+        except Rejected as exc:
+            self._bad("watch", bins, exc.reason, exc.exc_type)
+            return
+        self._watched = (model, log, log_freq, bins)
+        self.summary.update(model_size(model))
+
+    def _model_seen(self, model: Any) -> None:
+        """The first model `log_training_step` sees: its size goes to the summary once."""
+        if self._sized_model is not model:
+            self._sized_model = model
+            self.summary.update(model_size(model))
+
+    def _watch_step(self, step: int, prefix: str = "") -> None:
+        """Called by the step logger: the watched model's histograms when they are due
+        (under the stage's prefix, so stages restarting at step 0 keep their own axes)."""
+        model, log, log_freq, bins = self._watched
+        if step % log_freq:
+            return
+        named: dict[str, Any] = {}
+        for name, param in model.named_parameters():
+            if log in ("parameters", "all"):
+                named[f"{prefix}parameters/{name}"] = param
+            if log in ("gradients", "all") and param.grad is not None:
+                named[f"{prefix}gradients/{name}"] = param.grad
+        if named:
+            self._log_histograms(named, step, bins)
+
+    def _log_histograms(self, named: dict[str, Any], step: int | None, bins: int) -> None:
+        from .histograms import check_bins, of_many
+
+        good: dict[str, Any] = {}
+        for key, values in named.items():
+            try:
+                check_key(key)
+                check_bins(key, bins)
+                good[key] = values
+            except Rejected as exc:
+                self._bad(key, values, exc.reason, exc.exc_type)
+        hists, rejected = of_many(good, bins) if good else ({}, [])
+        for exc in rejected:  # one bad input must not cost the others their histograms
+            self._bad(exc.key, good[exc.key], exc.reason, exc.exc_type)
+        if hists:
+            x = self._x(step, next(iter(hists)))
+            self._append(records.encode(records.histogram(hists, x)))
+
+    def save(self, path: str | os.PathLike[str], name: str | None = None) -> Path | None:
+        """Copy a file into the run's files/ folder now, so later edits cannot change it."""
+        src = Path(path)
+        if not src.is_file():
+            self._bad(str(path), path, "save() needs an existing file", ValueError)
+            return None
+        dest_name = name or src.name
+        dest = (self.dir / "files" / dest_name).resolve()
+        if not dest.is_relative_to((self.dir / "files").resolve()):
+            self._bad(str(path), path, f"name {dest_name!r} escapes the files/ folder",
+                      ValueError)
+            return None
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            os.chmod(dest, 0o600)  # owner-only whatever the umask, like the segments
+        except OSError as exc:  # a full or read-only folder, a name that is a folder
+            self._bad(str(path), path, f"cannot copy it to {dest}: {exc}", OSError)
+            return None
+        self._append(records.encode(records.file(f"files/{dest_name}", dest_name)))
+        return dest
+
+    def alert(self, title: str, text: str = "", level: str = "WARN") -> None:
+        level = level.upper()
+        if level not in ("INFO", "WARN", "ERROR"):
+            self._bad("alert.level", level, "level must be INFO, WARN or ERROR", ValueError)
+            level = "WARN"
+        self._append(records.encode(records.alert(redact_code(str(title)),
+                                                  redact_code(str(text)), level)))
+
+    def _x(self, step: int | None, key: str) -> int:
+        """Without step=, a table or image sits at the current point of its namespace's
+        axis; a namespace with no rows yet falls back to the global step."""
+        if step is not None:
+            return self._clean_step(step)
+        last = self._steps.last.get(step_metric_of(key))
+        return last if isinstance(last, int) else max(self._step - 1, 0)
+
+
+    # ------------------------------------------------------------------ training (section 5)
+    def log_training_step(self, loss: Any, step: int, batch_size: int | None = None,
+                          optimizer: Any = None, model: Any = None, scaler: Any = None,
+                          prefix: str | None = None) -> None:
+        """loss/*, train/lr, train/grad_norm, train/amp_scale and perf/* every
+        `log_interval` steps, gpu/* every `gpu_stats_interval`; tensors are read once per
+        interval, never per step (training.py). `prefix="stage1"` puts every key under
+        `stage1/`, so pipeline stages that restart at step 0 never collide."""
+        trainer = self._trainer
+        if trainer is None or trainer.prefix != (f"{prefix.strip('/')}/" if prefix else ""):
+            from .training import StepLogger
+
+            if trainer is not None:
+                trainer.close()
+            trainer = self._trainer = StepLogger(self, prefix or "")
+        trainer(loss, step, batch_size, optimizer, model, scaler)
+
+    def log_checkpoint(self, path: str | os.PathLike[str], aliases: Any = ("latest",),
+                       force: bool = False, name: str | None = None,
+                       step: int | None = None, metadata: dict[str, Any] | None = None,
+                       metric: float | None = None,
+                       goal: str = "minimize") -> dict[str, Any] | None:
+        """Record a checkpoint; uploaded only under the model policy (checkpoints.py).
+        With `metric`, the best one so far also gets the alias `best`."""
+        from .checkpoints import log_checkpoint
+
+        return log_checkpoint(self, path, aliases=aliases, force=force, name=name, step=step,
+                              metadata=metadata, metric=metric, goal=goal)
+
+    def log_artifact(self, path: str | os.PathLike[str], type: str = "model",
+                     name: str | None = None, aliases: Any = None, force: bool = False,
+                     step: int | None = None,
+                     metadata: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Record a file or folder as an artifact; same upload policy as checkpoints."""
+        from .checkpoints import log_artifact
+
+        return log_artifact(self, path, type=type, name=name, aliases=aliases, force=force,
+                            step=step, metadata=metadata)
+
+    def log_config_artifact(self, name: str = "config.yaml") -> Path | None:
+        """The resolved, redacted config as YAML under files/, and a `config` artifact."""
+        from .checkpoints import log_config_artifact
+
+        return log_config_artifact(self, name)
+
+
+def _table_cell(obj: Any) -> Any:
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"{type(obj).__name__} is not a JSON value")
+
+
+def model_size(model: Any) -> dict[str, int]:
+    """`model/parameters` and `model/trainable_parameters` (seed 003's parameter counts),
+    from shapes alone: no device read."""
+    total = trainable = 0
+    for param in model.parameters():
+        n = param.numel()
+        total += n
+        trainable += n if param.requires_grad else 0
+    return {"model/parameters": total, "model/trainable_parameters": trainable}

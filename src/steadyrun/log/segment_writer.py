@@ -1,0 +1,323 @@
+"""One writer per segment file: the calling thread encodes, a background thread writes.
+
+The training thread pays for one orjson encode and one deque append per record. A
+daemon thread drains the deque every `interval` seconds with a single buffered write
+and fsyncs at least once a second, so a crash (even SIGKILL) loses at most about a
+second of records; `flush()` drains and fsyncs on the caller's thread for a hard
+guarantee.
+
+The deque is a bounded buffer of at most `high_water` records (`STEADYRUN_BUFFER_RECORDS`,
+default 100,000). What happens at the bound depends on why the disk is behind:
+
+- The disk is slow (a burst faster than the disk): the caller writes the backlog itself.
+  Training waits for the disk (back-pressure), memory stays bounded, nothing is dropped.
+- The disk refuses writes (full, quota, file-size limit, I/O error): training goes on.
+  The error is reported once on stderr (not as a warning: a warnings filter must not
+  hide lost data), the records wait in the buffer, and the writer thread retries with a
+  backoff of up to 5 s. While the buffer is full the oldest rows are dropped, a tenth of
+  the buffer at a time; other records (open, config, summary, events, close) are kept
+  unless they alone overflow it. Dropping is reported once when it starts and counted:
+  as soon as the disk takes writes again, a `dropped` event records how many rows and
+  records were lost and their step range, and stderr says so. A segment whose disk
+  never recovers reports what it lost at close. Nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..store.records import encode, encode_row, event
+
+DEFAULT_BUFFER_RECORDS = 100_000
+MAX_BACKOFF = 5.0
+_ROW = b'{"k":"row"'
+_OPEN = b'{"k":"open"'
+
+
+def buffer_records() -> int:
+    """The buffer bound: `STEADYRUN_BUFFER_RECORDS`, else 100,000 (at least 100)."""
+    raw = os.environ.get("STEADYRUN_BUFFER_RECORDS", "").strip()
+    try:
+        return max(100, int(raw)) if raw else DEFAULT_BUFFER_RECORDS
+    except ValueError:
+        return DEFAULT_BUFFER_RECORDS
+
+
+def _say(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # stderr closed or on the same full disk: nothing to do
+        pass
+
+
+WAKE_AT = 4096  # records queued that wake the writer before its interval ends
+WAKE_MASK = WAKE_AT - 1
+# Records queued past which the training thread writes the backlog itself. A loop that
+# logs faster than the writer thread encodes (both share the GIL) would otherwise queue
+# up to the buffer bound: 100,000 rows, ~120 MB (issue 6's memory figure).
+PRESSURE_AT = 16384
+
+
+class SegmentWriter:
+    def __init__(self, path: Path, interval: float = 0.2, fsync_every: float = 1.0,
+                 high_water: int | None = None, on_beat=None) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._queue: collections.deque[Any] = collections.deque()
+        self._lock = threading.Lock()
+        self._interval = interval
+        self._fsync_every = fsync_every
+        self._high_water = buffer_records() if high_water is None else high_water
+        # A healthy disk never needs the whole buffer: past PRESSURE_AT queued records the
+        # caller helps the writer (back-pressure), which bounds memory at any logging rate.
+        # The full bound is for a disk that refuses writes, where records must wait.
+        self._pressure = min(self._high_water, PRESSURE_AT)
+        self._last_fsync = time.monotonic()
+        self._dirty = False
+        self._error: OSError | None = None
+        self._error_since = 0.0
+        self._retry_at = 0.0
+        self._backoff = interval
+        self._closed = False
+        self._wake = threading.Event()
+        self._on_beat = on_beat
+        self.bytes_written = 0
+        # What the bound made us drop, over the segment's life and in the current outage.
+        self.dropped_rows = 0
+        self.dropped_records = 0
+        self._outage: dict[str, Any] | None = None
+        # Keys whose `rejected` event is already in this segment: one event per key.
+        self.rejected_keys: set[str] = set()
+        self._thread = threading.Thread(target=self._loop, name="steadyrun-writer", daemon=True)
+        self._thread.start()
+
+    def append(self, item: bytes | tuple[int, float, dict[str, Any]]) -> None:
+        """Hot path: one deque append. Thread-safe without a lock (deque ops are atomic).
+
+        An item is an encoded line, or a raw row `(x, t, values)` that the writer thread
+        encodes, which keeps the JSON encode off the training thread.
+        """
+        q = self._queue
+        q.append(item)
+        n = len(q)
+        if n > self._pressure:
+            self._overflow()
+        elif not n & WAKE_MASK:
+            # A fast loop wakes the writer every WAKE_AT records instead of letting a
+            # whole interval pile up, for one bit test per call.
+            self._wake.set()
+
+    # ------------------------------------------------------------------ the bound
+    def _overflow(self) -> None:
+        """The buffer is past its bound: wait for a slow disk, or drop for a failing one."""
+        if self._error is None:
+            self._drain(sync=False)  # back-pressure: the caller waits for the disk
+        if self._error is not None and len(self._queue) > self._high_water:
+            with self._lock:
+                if len(self._queue) > self._high_water:
+                    self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        """Drop the oldest rows (then other records but `open`) down to 90% of the bound."""
+        q = self._queue
+        floor = self._high_water - max(1, self._high_water // 10)
+        outage = self._outage_info()
+        for rows_only in (True, False):
+            excess = len(q) - floor
+            if excess <= 0:
+                break
+            keep: list[Any] = []
+            for _ in range(len(q)):
+                if excess <= 0:
+                    break
+                it = q.popleft()
+                if type(it) is tuple:
+                    x = it[0]
+                elif type(it) is bytearray:  # a torn line's remainder: always kept
+                    keep.append(it)
+                    continue
+                elif it.startswith(_ROW):
+                    try:
+                        x = orjson.loads(it).get("x")
+                    except orjson.JSONDecodeError:
+                        x = None
+                elif rows_only or it.startswith(_OPEN):
+                    keep.append(it)  # not a row, or the open record
+                    continue
+                else:
+                    x = None
+                excess -= 1
+                outage["records"] += 1
+                self.dropped_records += 1
+                if x is not None:
+                    outage["rows"] += 1
+                    self.dropped_rows += 1
+                    if isinstance(x, int):
+                        outage["x_min"] = x if outage["x_min"] is None else min(outage["x_min"], x)
+                        outage["x_max"] = x if outage["x_max"] is None else max(outage["x_max"], x)
+            q.extendleft(reversed(keep))
+        if not outage["reported"]:
+            outage["reported"] = True
+            _say(f"steadyrun: the buffer of {self.path.name} is full ({self._high_water} "
+                 f"records) and the disk still refuses writes: the oldest rows are dropped "
+                 f"from now on, counted, and recorded as a 'dropped' event once writing "
+                 f"works again (STEADYRUN_BUFFER_RECORDS sets the bound).")
+
+    def _outage_info(self) -> dict[str, Any]:
+        if self._outage is None:
+            self._outage = {"records": 0, "rows": 0, "x_min": None, "x_max": None,
+                            "since": time.time(), "reported": False}
+        return self._outage
+
+    # ------------------------------------------------------------------ writing
+    def _encode(self, it: Any) -> bytes:
+        if type(it) is not tuple:
+            return it
+        try:
+            return encode_row(*it, self.rejected_keys)
+        except Exception as exc:  # one bad row must never take its whole batch down
+            return encode(event("rejected", key="<row>", value_type="row", site="<writer>",
+                                reason=f"the row could not be encoded: {exc!r}"))
+
+    def _drain(self, sync: bool, force: bool = False) -> None:
+        with self._lock:
+            if self._error is not None and not force and time.monotonic() < self._retry_at:
+                return  # a failing disk is retried on the backoff, not on every call
+            q = self._queue
+            n = len(q)
+            if n:
+                torn_head = type(q[0]) is bytearray
+                enc = self._encode
+                chunk = b"".join([enc(q.popleft()) for _ in range(n)])
+                rest = self._write(chunk)
+                if rest:
+                    done = len(chunk) - len(rest)
+                    self._requeue(rest, chunk[done - 1:done] != b"\n" if done else torn_head)
+                    return
+                self._dirty = True
+            now = time.monotonic()
+            if self._dirty and (sync or now - self._last_fsync >= self._fsync_every):
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    self._report(exc)
+                    return
+                self._dirty = False
+                self._last_fsync = now
+
+    def _write(self, data: bytes) -> bytes:
+        """Write all of `data`; return the part that could not be written."""
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+                self.bytes_written += n
+        except OSError as exc:
+            self._report(exc)
+            return bytes(view)
+        if self._error is not None:
+            self._recovered()
+        return b""
+
+    def _requeue(self, rest: bytes, torn: bool) -> None:
+        """Put what the disk refused back at the head of the buffer, one record per item.
+
+        With `torn`, the first item is the remainder of a line the disk took only in part:
+        it is kept as a bytearray, which is never dropped, so the line is completed once
+        the disk takes writes again.
+        """
+        lines = rest.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        items: list[Any] = [line + b"\n" for line in lines]
+        if torn and items:
+            items[0] = bytearray(items[0])
+        self._queue.extendleft(reversed(items))
+        self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+        self._retry_at = time.monotonic() + self._backoff
+        if len(self._queue) > self._high_water:
+            self._drop_oldest()
+
+    def _report(self, exc: OSError) -> None:
+        if self._error is None:
+            self._error_since = time.monotonic()
+            _say(f"steadyrun: cannot write {self.path}: {exc}. Training goes on: up to "
+                 f"{self._high_water} records wait in memory and are retried; if the disk "
+                 f"stays unwritable, the oldest rows are dropped and counted.")
+        self._error = exc
+
+    def _recovered(self) -> None:
+        took = time.monotonic() - self._error_since
+        outage, self._outage = self._outage, None
+        self._error = None
+        self._backoff = self._interval
+        if outage and outage["records"]:
+            fields = {k: outage[k] for k in ("records", "rows", "x_min", "x_max", "since")}
+            self._queue.append(encode(event("dropped", reason="the disk refused writes",
+                                            buffer_records=self._high_water,
+                                            until=time.time(), **fields)))
+            _say(f"steadyrun: writing {self.path} works again after {took:.1f}s; "
+                 f"{outage['rows']} rows ({outage['records']} records) were dropped while it "
+                 f"failed, recorded as a 'dropped' event.")
+        else:
+            _say(f"steadyrun: writing {self.path} works again after {took:.1f}s; "
+                 f"nothing was lost.")
+
+    @property
+    def error(self) -> OSError | None:
+        return self._error
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            try:
+                self._drain(sync=False)
+                if self._on_beat is not None:
+                    self._on_beat()
+            except Exception as exc:  # never let the writer thread die silently
+                _say(f"steadyrun: writer thread error: {exc!r}")
+
+    def flush(self) -> None:
+        """Everything appended before this call is on disk and fsynced when it returns.
+
+        While the disk refuses writes (reported on stderr), it returns at once: the records
+        wait in the buffer for the next retry.
+        """
+        self._drain(sync=True)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self._drain(sync=True, force=True)
+        if self._queue and self._error is None:
+            self._drain(sync=True, force=True)  # the `dropped` event of a last-minute recovery
+        with self._lock:
+            if self._error is not None:
+                left = self._queue
+                rows = sum(1 for it in left if type(it) is tuple
+                           or (type(it) is bytes and it.startswith(_ROW)))
+                outage = self._outage or {"rows": 0, "records": 0}
+                _say(f"steadyrun: {self.path} could not be written at close "
+                     f"({self._error}); {rows + outage['rows']} rows "
+                     f"({len(left) + outage['records']} records) are lost.")
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass

@@ -1,0 +1,102 @@
+"""What a sink has shipped: a byte offset per segment, and the next W&B `_step`.
+
+Shipping is exactly-once through a journal of recent batches. Each batch is journaled
+(segment ranges, first `_step`, how many steps it takes) before it goes to the sink.
+wandb-core writes its transaction log on its own schedule, so a batch the sink accepted
+may still be lost if the sidecar and wandb-core die together. A new shipper therefore
+asks the sink which `_step` W&B's own files really hold, rewinds to the first journaled
+batch that is not all there, and ships again exactly the part that is missing. Entries
+older than `keep` seconds are long flushed (the sink flushes every second) and dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..store.layout import atomic_write_bytes
+
+
+@dataclass
+class Cursor:
+    path: Path
+    offsets: dict[str, int] = field(default_factory=dict)
+    next_step: int = 0
+    rows: int = 0
+    journal: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> Cursor:
+        try:
+            data = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            return cls(path)
+        except orjson.JSONDecodeError as exc:
+            raise RuntimeError(f"steadyrun: cursor {path} is corrupt ({exc}); move it away "
+                               f"to re-ship the run from the start") from exc
+        return cls(path, offsets=dict(data.get("offsets") or {}),
+                   next_step=int(data.get("next_step", 0)), rows=int(data.get("rows", 0)),
+                   journal=list(data.get("journal") or []))
+
+    def save(self) -> None:
+        atomic_write_bytes(self.path, orjson.dumps({
+            "offsets": self.offsets, "next_step": self.next_step, "rows": self.rows,
+            "journal": self.journal}))
+
+    def begin(self, start: dict[str, int], end: dict[str, int], steps: int, rows: int) -> None:
+        """Journal the batch about to be shipped, then advance as if it arrived."""
+        self.journal.append({"start": start, "end": end, "first_step": self.next_step,
+                             "steps": steps, "rows": rows, "t": time.time()})
+        self.save()
+
+    def commit(self, end: dict[str, int], next_step: int, rows: int, keep: float = 60.0) -> None:
+        self.offsets.update(end)
+        self.next_step = next_step
+        self.rows += rows
+        cutoff = time.time() - keep
+        self.journal = [e for e in self.journal if e["t"] >= cutoff]
+        self.save()
+
+    def committed(self, entry: dict[str, Any]) -> bool:
+        """Whether `commit` followed `begin` for `entry`: the offsets reached its end."""
+        return all(self.offsets.get(seg, 0) >= off for seg, off in entry["end"].items())
+
+    def complete(self) -> None:
+        """The sink holds every journaled batch: commit the last one if a crash skipped it."""
+        last = self.journal[-1] if self.journal else None
+        if last is not None and not self.committed(last):
+            self.commit(last["end"], last["first_step"] + last["steps"], last["rows"])
+
+    def settle(self) -> None:
+        """The sink has made everything durable (a finished W&B run): forget the journal."""
+        self.journal = []
+        self.save()
+
+    def first_missing(self, held: int | None) -> dict[str, Any] | None:
+        """The oldest journaled batch whose records W&B does not all hold."""
+        held = -1 if held is None else held
+        for entry in self.journal:
+            last = entry["first_step"] + max(entry["steps"], 1) - 1
+            if held < last:
+                return entry
+        return None
+
+    def rewind(self, entry: dict[str, Any]) -> None:
+        """Back to the start of `entry`; it and everything after it ship again."""
+        idx = self.journal.index(entry)
+        dropped = self.journal[idx:]
+        self.journal = self.journal[:idx]
+        # Only committed batches were counted; one a crash left uncommitted never was.
+        self.rows -= sum(e["rows"] for e in dropped if self.committed(e))
+        reset: dict[str, int] = {}
+        for e in dropped:  # each segment goes back to its earliest dropped start
+            for seg, off in e["start"].items():
+                reset.setdefault(seg, off)
+            for seg in e["end"]:
+                reset.setdefault(seg, 0)
+        self.offsets.update(reset)
+        self.next_step = entry["first_step"]

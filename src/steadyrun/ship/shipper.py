@@ -1,0 +1,278 @@
+"""The shipping loop shared by the sidecar (`--follow`) and `steadyrun sync` (once).
+
+It tails every segment of a run, including segments that appear later, merges each
+batch in time order, gives every record that becomes a W&B history row the next `_step`,
+hands the batch to a sink, and moves the cursor. With `follow`, it ends when the owner
+has closed its segment and every other writer is closed or gone, or when the owner died
+(the run then ends as crashed). Either way, everything on disk is shipped first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..read.reader import STALE_AFTER, _pid_alive
+from ..store.layout import hostname, read_manifest, sinks_dir
+from ..store.segment_reader import list_segments, read_from
+from .cursor import Cursor
+
+STEP_KINDS = frozenset(("row", "table", "image", "histogram"))  # each becomes one W&B history row
+BATCH_BYTES = 4 << 20
+
+
+class Sink(Protocol):
+    name: str
+
+    def open(self, manifest: dict[str, Any], first_step: int) -> None: ...
+    def recorded_max_step(self) -> int | None: ...
+    def settled(self) -> bool: ...
+    def ship(self, rec: dict[str, Any], step: int | None) -> None: ...
+    def close(self, exit_code: int, state: str) -> None: ...
+
+
+@dataclass
+class Outcome:
+    rows: int  # rows shipped by this call
+    total_rows: int  # rows shipped to this sink over the run's life
+    state: str  # finished / failed / crashed / partial (once-mode on a live run)
+    exit_code: int
+    torn: int
+
+
+class Shipper:
+    def __init__(self, rdir: Path, sink: Sink, *, follow: bool = False,
+                 owner_pid: int | None = None, poll: float = 0.2,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+        self.rdir = rdir
+        self.sink = sink
+        self.follow = follow
+        self.owner_pid = owner_pid
+        self.poll = poll
+        self.progress = progress
+        self.cursor = Cursor.load(sinks_dir(rdir) / f"{sink.name}.cursor")
+        self._shipped = 0
+        self._torn = 0
+        self.stop_requested = False
+
+    # ------------------------------------------------------------------ batches
+    def _read_batch(self, start: dict[str, int], limit: dict[str, int] | None = None
+                    ) -> tuple[list[tuple[float, int, dict[str, Any]]], dict[str, int]]:
+        """Records from `start` offsets (up to `limit`), tagged for a stable time merge."""
+        batch: list[tuple[float, int, dict[str, Any]]] = []
+        end: dict[str, int] = {}
+        for i, path in enumerate(list_segments(self.rdir)):
+            name = path.stem
+            off = start.get(name, 0)
+            if limit is not None:
+                if name not in limit:
+                    continue
+                chunk = read_from(path, off, max_bytes=limit[name] - off)
+            else:
+                chunk = read_from(path, off, max_bytes=BATCH_BYTES)
+            end[name] = chunk.end
+            self._torn = max(self._torn, chunk.bad_lines)
+            for j, rec in enumerate(chunk.records):
+                batch.append((rec.get("t", 0.0), i * 10_000_000 + j, rec))
+        # Metric definitions first: a goal must reach W&B before the rows it summarises.
+        batch.sort(key=lambda item: (item[2]["k"] != "metric", item[0], item[1]))
+        return batch, end
+
+    def _ship(self, batch: list[tuple[float, int, dict[str, Any]]], first_step: int,
+              skip_through: int | None = None) -> tuple[int, int]:
+        """Send a batch; `skip_through` is the last `_step` the sink already holds."""
+        step = first_step
+        rows = 0
+        recs = [rec for _, _, rec in batch]
+        skip_until = -1
+        if skip_through is not None:
+            # Skip every record up to the last step-consuming record the sink already has.
+            s = first_step
+            for idx, rec in enumerate(recs):
+                if rec["k"] in STEP_KINDS:
+                    if s > skip_through:
+                        break
+                    skip_until = idx
+                    s += 1
+        for idx, rec in enumerate(recs):
+            kind = rec["k"]
+            if kind in STEP_KINDS:
+                if idx > skip_until:
+                    self.sink.ship(rec, step)
+                    rows += kind == "row"
+                step += 1
+            elif idx > skip_until:
+                self.sink.ship(rec, None)
+        return step, rows
+
+    # ------------------------------------------------------------------ the loop
+    def recover(self) -> None:
+        """Re-ship what W&B's files lack from recent batches, skipping what arrived."""
+        if not self.cursor.journal:
+            return
+        held = self.sink.recorded_max_step()
+        entry = self.cursor.first_missing(held)
+        if entry is None:
+            # W&B holds every journaled batch, also one that a killed shipper journaled and
+            # shipped but never committed: count it as shipped instead of shipping it twice.
+            self.cursor.complete()
+            return
+        self.cursor.rewind(entry)
+        batch, end = self._read_batch(entry["start"], entry["end"])
+        first = entry["first_step"]
+        skip = held if held is not None and held >= first else None
+        self.cursor.begin(entry["start"], end, *self._count(batch))
+        next_step, rows = self._ship(batch, first, skip)
+        self._shipped += rows
+        self.cursor.commit(end, next_step, self._count(batch)[1])
+
+    @staticmethod
+    def _count(batch: list[tuple[float, int, dict[str, Any]]]) -> tuple[int, int]:
+        steps = rows = 0
+        for _, _, rec in batch:
+            if rec["k"] in STEP_KINDS:
+                steps += 1
+                rows += rec["k"] == "row"
+        return steps, rows
+
+    def step_once(self) -> int:
+        """Ship one batch of whatever is new; return the number of records it held."""
+        start = dict(self.cursor.offsets)
+        batch, end = self._read_batch(start)
+        if not batch:
+            self.cursor.offsets.update(end)
+            return 0
+        steps, rows = self._count(batch)
+        self.cursor.begin(start, end, steps, rows)
+        next_step, shipped = self._ship(batch, self.cursor.next_step)
+        self._shipped += shipped
+        self.cursor.commit(end, next_step, rows)
+        if self.progress is not None:
+            self.progress(self._shipped, self._pending_bytes())
+        return len(batch)
+
+    def _pending_bytes(self) -> int:
+        total = 0
+        for path in list_segments(self.rdir):
+            try:
+                total += path.stat().st_size - self.cursor.offsets.get(path.stem, 0)
+            except FileNotFoundError:
+                pass
+        return total
+
+    def run(self) -> Outcome:
+        """Ship under the sink's lock: two shippers on one cursor would duplicate rows.
+
+        The sidecar waits for a previous one (a crash then a quick resume); a one-off
+        sync on a run whose sidecar is still shipping leaves it to the sidecar.
+        """
+        with _exclusive(sinks_dir(self.rdir) / f"{self.sink.name}.lock", wait=self.follow) as held:
+            if not held:
+                return Outcome(0, self.cursor.rows, "busy", 0, self._torn)
+            self.cursor = Cursor.load(self.cursor.path)  # the previous holder moved it
+            return self._run_locked()
+
+    def _run_locked(self) -> Outcome:
+        if not self.follow and not self.cursor.journal and self._pending_bytes() == 0 \
+                and self.sink.settled():
+            return Outcome(0, self.cursor.rows, "up-to-date", 0, self._torn)
+        try:
+            manifest = read_manifest(self.rdir)
+        except Exception as exc:
+            # The segments are intact: ship them under the run id, and say what is missing.
+            print(f"steadyrun: {exc}; shipping run {self.rdir.name} without its name, project "
+                  f"and tags (W&B's defaults apply)", file=sys.stderr)
+            manifest = {"id": self.rdir.name}
+        self.sink.open(manifest, self.cursor.next_step)
+        self.recover()
+        while True:
+            n = self.step_once()
+            if n:
+                continue
+            if not self.follow or self.stop_requested:
+                break
+            done, _ = self._writers_done()
+            if done:
+                while self.step_once():  # anything written between the check and now
+                    pass
+                break
+            time.sleep(self.poll)
+        state, code = self._final_state()
+        self.sink.close(code, state)
+        self.cursor.settle()
+        return Outcome(self._shipped, self.cursor.rows, state, code, self._torn)
+
+    # ------------------------------------------------------------------ ending
+    def _segment_states(self) -> list[dict[str, Any]]:
+        """Per segment: role, pid, host, closed (with exit code), from what was shipped."""
+        out = []
+        for path in list_segments(self.rdir):
+            head = read_from(path, 0, max_bytes=4096).records[:1]
+            first = head[0] if head else {}
+            size = path.stat().st_size
+            tail_from = max(0, size - 4096)
+            tail = read_from(path, tail_from).records if size else []
+            close = tail[-1] if tail and tail[-1]["k"] == "close" else None
+            beat = path.with_suffix(".beat")
+            fresh = beat.exists() and time.time() - beat.stat().st_mtime < STALE_AFTER
+            out.append({"name": path.stem, "role": first.get("role"), "pid": first.get("pid"),
+                        "host": first.get("host"), "close": close, "fresh": fresh})
+        return out
+
+    def _alive(self, seg: dict[str, Any]) -> bool:
+        if seg["close"] is not None:
+            return False
+        pid = seg.get("pid")
+        if pid and seg.get("host") == hostname():
+            return _pid_alive(int(pid))
+        return seg["fresh"]  # another node's writer: judged by its heartbeat
+
+    def _writers_done(self) -> tuple[bool, str]:
+        segs = self._segment_states()
+        owner = self._current_owner(segs)
+        if owner is None:
+            return (self.owner_pid is not None and not _pid_alive(self.owner_pid)), "crashed"
+        if owner["close"] is not None:
+            others_open = [s for s in segs if s is not owner and self._alive(s)]
+            return not others_open, owner["close"]["state"]
+        if not self._alive(owner):
+            return True, "crashed"
+        return False, "running"
+
+    def _current_owner(self, segs: list[dict[str, Any]]) -> dict[str, Any] | None:
+        owners = [s for s in segs if s["role"] == "owner"]
+        if self.owner_pid is not None:
+            mine = [s for s in owners if s["pid"] == self.owner_pid]
+            if mine:
+                return mine[-1]
+        return owners[-1] if owners else None
+
+    def _final_state(self) -> tuple[str, int]:
+        segs = self._segment_states()
+        owner = self._current_owner(segs)
+        if owner is not None and owner["close"] is not None:
+            return owner["close"]["state"], int(owner["close"].get("exit_code", 0))
+        if owner is not None and self._alive(owner) and not self.follow:
+            return "partial", 0
+        return "crashed", 255
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path, wait: bool) -> Iterator[bool]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -1,0 +1,305 @@
+"""Map steadyrun records onto W&B semantics (DESIGN.md sections 3 and 4).
+
+This is the only module that imports wandb, and it runs only in the sidecar (or its
+thread fallback), never on the training thread. The sink owns `_step`: the shipper
+hands every history-bound record the next integer, so W&B never drops a row, and each
+key gets an exact-key `define_metric(key, step_metric=<its namespace step>)` before its
+first row, so charts use the right axis and are never empty.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ...store.layout import atomic_write_json, sinks_dir
+from ...store.records import GOALS
+from ...store.steps import is_step_metric, step_metric_of
+from ...store.values import restore_nonfinite
+from .budget import RowBudget, defined_metrics
+
+
+def wandb_dir_for(rdir: Path) -> Path:
+    """WANDB_DIR keeps its meaning; by default W&B's files live inside the run folder."""
+    env = os.environ.get("WANDB_DIR")
+    return Path(env) if env else rdir
+
+
+def _values(rec: dict[str, Any]) -> dict[str, Any]:
+    values = rec["v"]
+    nf = rec.get("nf")
+    if nf:
+        values = dict(values)
+        for k, tag in nf.items():
+            values[k] = restore_nonfinite(tag)
+    return values
+
+
+def _no_analytics() -> None:
+    """An offline W&B run sends nothing over the network.
+
+    wandb's own analytics decide online/offline from the process-wide settings, not the
+    run's: in an offline run they still POST to WANDB_BASE_URL when the process exits,
+    and a server that does not answer holds the sidecar there for 10 s per request.
+    """
+    try:
+        from wandb.analytics.opentelemetry import opentelemetry_proxy
+    except ImportError:  # a wandb without these analytics
+        return
+    opentelemetry_proxy.disable()
+
+
+def wandb_error() -> type[Exception]:
+    import wandb
+
+    return wandb.Error
+
+
+class WandbSink:
+    name = "wandb"
+
+    def __init__(self, rdir: Path, mode: str, *, owner_pid: int | None = None,
+                 init_timeout: float = 30.0, teardown: bool = True) -> None:
+        if mode not in ("online", "offline"):
+            raise ValueError(f"WandbSink mode must be online or offline, got {mode!r}")
+        self.rdir = rdir
+        self.mode = mode
+        self.owner_pid = owner_pid
+        self.init_timeout = init_timeout
+        self.teardown = teardown
+        self.wandb_dir = wandb_dir_for(rdir)
+        self.run: Any = None
+        self._defined: set[str] = set()
+        self._user_defined: set[str] = set()
+        self._counters: dict[str, int] = {}
+        self._run_id = rdir.name
+        self.budget: RowBudget | None = None  # the opt-in row budget (wandb_budget.py)
+
+    # ------------------------------------------------------------------ status
+    def status(self, **fields: Any) -> None:
+        """sinks/wandb.json: what the CLI and demo show about W&B (mode, folders, state)."""
+        path = sinks_dir(self.rdir) / "wandb.json"
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            data = {}
+        data.update(fields, updated_at=time.time())
+        atomic_write_json(path, data)
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self, manifest: dict[str, Any], first_step: int) -> None:
+        import wandb
+
+        self._run_id = manifest.get("id", self.rdir.name)
+        if manifest.get("wandb_rows_per_min"):
+            self.budget = RowBudget(float(manifest["wandb_rows_per_min"]))
+            for rec in defined_metrics(self.rdir):
+                self.budget.watch_best(rec["key"], rec.get("goal"), rec.get("summary"))
+        self.wandb_dir.mkdir(parents=True, exist_ok=True)
+        stats_pid = self.owner_pid if self.owner_pid and os.environ.get(
+            "STEADYRUN_WANDB_STATS", "1") != "0" else None
+        settings = wandb.Settings(
+            mode=self.mode, init_timeout=self.init_timeout, silent=True, console="off",
+            save_code=False, disable_code=True, disable_git=True, x_disable_meta=True,
+            x_save_requirements=False, disable_job_creation=True,
+            x_transaction_log_flush_interval=1.0,
+            x_disable_stats=stats_pid is None, **({"x_stats_pid": stats_pid} if stats_pid else {}),
+        )
+        if self.mode == "offline":
+            _no_analytics()
+        self.status(mode=self.mode, state="starting", run_id=self._run_id, finished=False)
+        self.run = wandb.init(
+            id=self._run_id, project=manifest.get("project"), entity=manifest.get("entity"),
+            name=manifest.get("name"), group=manifest.get("group"),
+            job_type=manifest.get("job_type"), notes=manifest.get("notes"),
+            tags=list(manifest.get("tags") or []), dir=str(self.wandb_dir), resume="allow",
+            settings=settings, reinit="create_new",
+        )
+        run_dir = str(Path(self.run.dir).parent)
+        try:
+            known = orjson.loads((sinks_dir(self.rdir) / "wandb.json").read_bytes())
+            dirs = list(known.get("run_dirs") or [])
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            dirs = []
+        if run_dir not in dirs:
+            dirs.append(run_dir)
+        # Online, the page of the run: printed at finish and by `steadyrun show` (seed 004).
+        url = getattr(self.run, "url", None) if self.mode == "online" else None
+        self.status(mode=self.mode, state="shipping", run_dirs=dirs, pid=os.getpid(),
+                    **({"url": url} if url else {}))
+
+    def settled(self) -> bool:
+        """The W&B run was finished after the last record shipped: nothing to redo."""
+        try:
+            data = orjson.loads((sinks_dir(self.rdir) / "wandb.json").read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):
+            return False
+        return bool(data.get("finished"))
+
+    def recorded_max_step(self) -> int | None:
+        """The highest `_step` W&B's own transaction logs hold for this run id."""
+        from .txlog import find_run_files, iter_records
+
+        best: int | None = None
+        for path in find_run_files(self.wandb_dir, self._run_id):
+            for rec in iter_records(path):
+                if rec.WhichOneof("record_type") != "history":
+                    continue
+                if rec.history.HasField("step"):
+                    num = rec.history.step.num
+                else:
+                    num = next((int(orjson.loads(i.value_json)) for i in rec.history.item
+                                if i.key == "_step"), None)
+                if num is not None and (best is None or num > best):
+                    best = num
+        return best
+
+    def close(self, exit_code: int, state: str) -> None:
+        if self.run is None:
+            return
+        if self.budget is not None:
+            # The true last value of every key whose last row the budget held back.
+            self.run.summary.update(self.budget.final_summary())
+            self._counters["sampled_out"] = self.budget.sampled_out
+        if self._counters:
+            self.run.summary.update({f"steadyrun/{k}": v for k, v in self._counters.items()})
+        if state == "crashed":
+            self.run.tags = tuple(self.run.tags or ()) + ("crashed",)
+        self.run.finish(exit_code=exit_code)
+        self.run = None
+        if self.teardown:
+            import wandb
+
+            wandb.teardown()  # wait for wandb-core to write everything, then stop it
+        self.status(state=state, exit_code=exit_code, finished=True,
+                    **({"sampled_out": self.budget.sampled_out} if self.budget else {}))
+
+    # ------------------------------------------------------------------ records
+    def ship(self, rec: dict[str, Any], step: int | None) -> None:
+        kind = rec["k"]
+        handler = getattr(self, f"_ship_{kind}", None)
+        if handler is not None:
+            handler(rec, step)
+
+    def _define(self, key: str) -> None:
+        if key in self._defined:
+            return
+        self._defined.add(key)
+        if is_step_metric(key) or key in self._user_defined:
+            return
+        if "*" in key:
+            # W&B reads '*' in a metric name as a glob (and refuses it anywhere but at the
+            # end): an exact-key definition cannot be said. The rows still ship; the key
+            # is charted on W&B's default axis. Found by the fuzz suite (tests/faults).
+            self._counters["undefined_axis"] = self._counters.get("undefined_axis", 0) + 1
+            return
+        self.run.define_metric(key, step_metric=step_metric_of(key))
+
+    def _ship_row(self, rec: dict[str, Any], step: int | None) -> None:
+        values = _values(rec)
+        if self.budget is not None and not self.budget.keep(rec.get("t", 0.0), values):
+            return  # kept locally; its `_step` stays unused, so W&B's steps keep their order
+        for key in values:
+            if key not in self._defined:
+                self._define(key)
+        # commit=True: W&B writes the row now. With only `step`, it holds the last row
+        # open for more keys and writes it (and its summary) at finish, after any summary
+        # update made since: a key's explicit summary would lose to its last row.
+        self.run.log(values, step=step, commit=True)
+
+    def _ship_summary(self, rec: dict[str, Any], step: int | None) -> None:
+        values = _values(rec)
+        if self.budget is not None:
+            self.budget.summary_set(values)
+        self.run.summary.update(values)
+
+    def _ship_config(self, rec: dict[str, Any], step: int | None) -> None:
+        self.run.config.update(rec["v"], allow_val_change=True)
+
+    def _ship_metric(self, rec: dict[str, Any], step: int | None) -> None:
+        key = rec["key"]
+        goal = rec.get("goal")
+        # wandb 0.31's define_metric has no goal: the goal becomes the summary of the best.
+        summary = rec.get("summary") or (GOALS.get(goal) if goal else None)
+        kwargs: dict[str, Any] = {"step_metric": rec.get("step_metric") or step_metric_of(key)}
+        if summary:
+            kwargs["summary"] = summary
+        if rec.get("hidden"):
+            kwargs["hidden"] = True
+        try:
+            self.run.define_metric(key, **kwargs)
+        except wandb_error() as exc:  # e.g. a '*' that is not a glob suffix
+            print(f"steadyrun: W&B refused define_metric({key!r}): {exc}; its rows still "
+                  f"ship, on W&B's default axis", file=sys.stderr)
+        self._user_defined.add(key)
+        self._defined.add(key)
+        if self.budget is not None:
+            self.budget.watch_best(key, goal, rec.get("summary"))
+
+    def _ship_table(self, rec: dict[str, Any], step: int | None) -> None:
+        import wandb
+
+        table = wandb.Table(columns=rec["columns"], data=rec["rows"])
+        self._log_at_x({rec["key"]: table}, rec, step)
+
+    def _ship_image(self, rec: dict[str, Any], step: int | None) -> None:
+        import wandb
+
+        img = wandb.Image(str(self.rdir / rec["path"]), caption=rec.get("caption"))
+        self._log_at_x({rec["key"]: img}, rec, step)
+
+    def _ship_histogram(self, rec: dict[str, Any], step: int | None) -> None:
+        import wandb
+
+        self._log_at_x({key: wandb.Histogram(np_histogram=(h["counts"], h["edges"]))
+                        for key, h in rec["v"].items()}, rec, step)
+
+    def _log_at_x(self, values: dict[str, Any], rec: dict[str, Any], step: int | None) -> None:
+        """Tables, images and histograms sit on their namespace's axis too, at the record's
+        `x`, like every row (3.1)."""
+        row: dict[str, Any] = {}
+        for key, value in values.items():
+            self._define(key)
+            row[key] = value
+            row[step_metric_of(key)] = rec.get("x", 0)
+        self.run.log(row, step=step, commit=True)
+
+    def _ship_file(self, rec: dict[str, Any], step: int | None) -> None:
+        path = self.rdir / rec["path"]
+        if path.exists():
+            self.run.save(str(path), base_path=str(self.rdir / "files"), policy="now")
+
+    def _ship_artifact(self, rec: dict[str, Any], step: int | None) -> None:
+        if not rec.get("upload"):
+            return
+        import wandb
+
+        art = wandb.Artifact(rec["name"], type=rec.get("type") or "model",
+                             metadata={"step": rec.get("x"), "size": rec.get("size"),
+                                       **(rec.get("metadata") or {})})
+        path = Path(rec["path"])
+        if path.is_dir():
+            for rel in rec.get("files") or []:
+                art.add_file(str(path / rel), name=rel)
+        elif path.exists():
+            art.add_file(str(path))
+        self.run.log_artifact(art, aliases=list(rec.get("aliases") or ["latest"]))
+
+    def _ship_alert(self, rec: dict[str, Any], step: int | None) -> None:
+        import wandb
+
+        level = getattr(wandb.AlertLevel, rec.get("level", "WARN"), wandb.AlertLevel.WARN)
+        # Every alert, unthrottled: wandb turns a wait of 0 into its default of one minute,
+        # which would merge repeated alerts of a title (all of them, when synced later).
+        self.run.alert(title=rec["title"], text=rec.get("text") or rec["title"], level=level,
+                       wait_duration=0.001)
+
+    def _ship_event(self, rec: dict[str, Any], step: int | None) -> None:
+        kind = rec.get("type")
+        if kind in ("step_regression", "rejected"):
+            self._counters[kind] = self._counters.get(kind, 0) + 1

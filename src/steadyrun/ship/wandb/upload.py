@@ -1,0 +1,47 @@
+"""Upload the W&B offline folders of a run, oldest first, before anything goes online.
+
+W&B's offline mode ignores resume, so a run that was resumed, or whose sidecar fell back
+to offline files, has several `offline-run-*-<id>` folders with one run id and disjoint,
+increasing `_step` ranges. They must reach the server in order, and before new rows are
+shipped online, or the server would see steps go back. `wandb sync` does the upload;
+`sinks/wandb.json` remembers which folders are done, so this is idempotent.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from ...store.layout import atomic_write_json, sinks_dir
+
+
+def pending_offline_dirs(rdir: Path) -> list[str]:
+    try:
+        status = orjson.loads((sinks_dir(rdir) / "wandb.json").read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return []
+    done = set(status.get("uploaded") or [])
+    return [d for d in status.get("run_dirs") or []
+            if "offline-run-" in Path(d).name and d not in done and Path(d).is_dir()]
+
+
+def upload_offline_dirs(rdir: Path, timeout: float = 600.0) -> list[str]:
+    """`wandb sync` each pending folder in order; stop at the first failure."""
+    uploaded: list[str] = []
+    for folder in pending_offline_dirs(rdir):
+        proc = subprocess.run([sys.executable, "-m", "wandb", "sync", folder],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+        if proc.returncode != 0:
+            print(f"steadyrun: wandb sync {folder} failed ({proc.returncode}): "
+                  f"{proc.stderr.strip()[-500:]}", file=sys.stderr)
+            break
+        uploaded.append(folder)
+        path = sinks_dir(rdir) / "wandb.json"
+        status = orjson.loads(path.read_bytes())
+        status["uploaded"] = list(dict.fromkeys([*(status.get("uploaded") or []), folder]))
+        atomic_write_json(path, status)
+    return uploaded
