@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 import steadyrun
-from steadyrun.integrations.argparse_flags import PresetError, load_presets
+from steadyrun.integrations.presets import PresetError, load_presets
 
 TOML = """
 [milan_baseline]

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from loopback import serve
 from wandb_helpers import (
     assert_once,
     assert_steps_strictly_increase,
@@ -25,6 +24,7 @@ from wandb_helpers import (
 )
 
 from steadyrun.ship.wandb import txlog as wandb_txlog
+from steadyrun.testing import serve
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 hex characters, like a real key
 ROWS = 2000

@@ -20,7 +20,6 @@ from torch.overrides import TorchFunctionMode  # noqa: E402
 import steadyrun  # noqa: E402
 from steadyrun import InertRun, Run  # noqa: E402
 from steadyrun.log import deferred  # noqa: E402
-from steadyrun.log.training import StepLogger  # noqa: E402
 
 SYNC_NAMES = {"item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__"}
 
@@ -325,15 +324,14 @@ def test_steps_between_rows_write_nothing_and_read_nothing(new_run):
 
     (What it costs is measured by benchmarks/, never timed here.)"""
     run = new_run(log_interval=1000)
-    logger = StepLogger(run)
     loss = torch.tensor(0.5)
-    logger(loss, 0, 8, None, None, None)  # step 0 writes the first row
+    run.log_training_step(loss, 0, batch_size=8)  # step 0 writes the first row
     run.flush()
     written = run._writer.bytes_written
     counter = CountSyncs()
     with counter:
         for step in range(1, 999):
-            logger(loss, step, 8, None, None, None)
+            run.log_training_step(loss, step, batch_size=8)
     run.flush()
     assert counter.total == 0, counter.counts
     assert run._writer.bytes_written == written

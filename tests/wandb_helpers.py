@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from wandb_isolation import wandb_env  # the tests import it from here too
 
 from steadyrun.ship.wandb import txlog as wandb_txlog
+from steadyrun.testing import wandb_env  # the tests import it from here too
 
 
 @dataclass

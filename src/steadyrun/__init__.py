@@ -14,7 +14,7 @@ _LAZY = {
     "init": "api",
     "Run": "log.run",
     "InertRun": "log.inert",
-    "SteadyrunWarning": "log.run",
+    "SteadyrunWarning": "store.values",
     "open_run": "read.reader",
     "list_runs": "read.reader",
     "RunData": "read.reader",
@@ -39,8 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .log.context import ContextError  # noqa: F401
     from .log.distributed import is_main_process  # noqa: F401
     from .log.inert import InertRun  # noqa: F401
-    from .log.run import Run, SteadyrunWarning  # noqa: F401
+    from .log.run import Run  # noqa: F401
     from .read.reader import RunData, list_runs, open_run  # noqa: F401
+    from .store.values import SteadyrunWarning  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

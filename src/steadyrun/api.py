@@ -10,28 +10,27 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .log import live_runs
 from .log.inert import InertRun
 from .log.run import Run
 from .log.run_folder import writable_run_dir
-from .log.segment_writer import SegmentWriter
-from .store import records
+from .log.run_start import start_run
+from .log.tags import check_required_tags, tags_of
 from .store.layout import (
     ID_RULE,
-    ManifestError,
+    MANIFEST,
     atomic_write_json,
     hostname,
     is_run_id,
     make_run_dirs,
     new_run_id,
-    read_manifest,
     root_dir,
-    segments_dir,
+    runs_dir,
 )
+from .store.manifest import ManifestError, read_manifest
 
 MODES = ("auto", "online", "offline", "local", "disabled")
 
@@ -49,16 +48,6 @@ def resolve_strict(strict: bool | None) -> bool:
     if strict is not None:
         return bool(strict)
     return os.environ.get("STEADYRUN_STRICT", "").lower() in ("1", "true", "yes", "on")
-
-
-def _tags(tags: Sequence[str] | Mapping[str, Any] | None) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, Mapping):
-        return [f"{k}:{v}" for k, v in tags.items()]
-    if isinstance(tags, str):
-        return [tags]
-    return [str(t) for t in tags]
 
 
 def init(project: str | None = None, name: str | None = None, config: Any = None,
@@ -80,14 +69,12 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     exists is continued, like `resume="<id>"`.
     `wandb_rows_per_min` (or STEADYRUN_WANDB_ROWS_PER_MIN) thins what W&B receives to at
     most that many rows per minute of each kind of row; the local log keeps every row
-    (sinks/wandb_budget.py says which rows are always shipped).
+    (ship/wandb/budget.py says which rows are always shipped).
     """
     if _unknown:
         raise TypeError(f"steadyrun.init() got unknown arguments: {', '.join(_unknown)}")
     if required_tags:
-        from .integrations.argparse_flags import check_required_tags
-
-        check_required_tags(_tags(tags), list(required_tags))
+        check_required_tags(tags_of(tags), list(required_tags))
     for label, every in (("log_interval", log_interval),
                          ("gpu_stats_interval", gpu_stats_interval)):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -105,20 +92,19 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
 
     from .log.context import load_context_from_env
 
+    intervals = {"log_interval": log_interval, "gpu_stats_interval": gpu_stats_interval}
     ctx = load_context_from_env()
     if ctx is not None:
-        return _intervals(_join(ctx, role="child", name=name, job_type=job_type,
-                                strict=strict_, config=config, key_prefix=""),
-                          log_interval, gpu_stats_interval)
+        return _join(ctx, role="child", name=name, job_type=job_type, strict=strict_,
+                     config=config, key_prefix="", **intervals)
     if rank != 0:
         from .log.distributed import shared_run_id
 
         run_id = shared_run_id(None)
-        rdir = root_dir(dir) / "runs" / run_id
+        rdir = runs_dir(dir) / run_id
         ctx = {"run_id": run_id, "dir": str(rdir), "mode": mode}
-        return _intervals(_join(ctx, role=f"rank{rank}", name=name, job_type=job_type,
-                                strict=strict_, config=None, key_prefix=f"rank{rank}/"),
-                          log_interval, gpu_stats_interval)
+        return _join(ctx, role=f"rank{rank}", name=name, job_type=job_type, strict=strict_,
+                     config=None, key_prefix=f"rank{rank}/", **intervals)
 
     resume_state: Mapping[str, Any] | None = None
     if isinstance(resume, Mapping):
@@ -142,7 +128,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     rdir, fallback_from = writable_run_dir(root_dir(dir), run_id, strict_)
     if rdir is None:
         return InertRun(reason="no writable folder")
-    resumed = (rdir / "run.json").exists()
+    resumed = (rdir / MANIFEST).exists()
     manifest: dict[str, Any] = {}
     steps: dict[str, Any] = {}
     global_step = 0
@@ -176,7 +162,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         "entity": entity or os.environ.get("WANDB_ENTITY") or manifest.get("entity"),
         "name": name or manifest.get("name") or run_id,
         "group": group or manifest.get("group"), "job_type": job_type or manifest.get("job_type"),
-        "notes": notes or manifest.get("notes"), "tags": _tags(tags) or manifest.get("tags", []),
+        "notes": notes or manifest.get("notes"), "tags": tags_of(tags) or manifest.get("tags", []),
         "mode": mode, "state": "running",
         "created_at": manifest.get("created_at") or time.time(),
         "owner": {"pid": os.getpid(), "host": hostname(), "started_at": time.time()},
@@ -188,24 +174,27 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     if budget is not None:
         manifest["wandb_rows_per_min"] = budget
     _redact_free_text(manifest)
-    atomic_write_json(rdir / "run.json", manifest)
+    atomic_write_json(rdir / MANIFEST, manifest)
 
-    run = _start(rdir, run_id, manifest, role="owner", mode=mode, strict=strict_, steps=steps,
-                 global_step=global_step, key_prefix="", name=manifest["name"],
-                 job_type=manifest["job_type"])
-    _intervals(run, log_interval, gpu_stats_interval)
-    if config is not None:
-        run.config.update(config)
-    if _metadata_on(metadata):
-        from .log.metadata import start as start_metadata
+    ships = mode in ("auto", "online", "offline")
+    return start_run(rdir, run_id, manifest, role="owner", mode=mode, strict=strict_,
+                     steps=steps, global_step=global_step, key_prefix="",
+                     name=manifest["name"], job_type=manifest["job_type"], config=config,
+                     metadata=_metadata_on(metadata), **intervals,
+                     sidecar=_sidecar(sidecar, finish_timeout) if ships else None)
 
-        run._metadata = start_metadata(run)  # a background thread: git never delays init
-    if mode in ("auto", "online", "offline"):
-        from .ship.sidecar import start_sidecar
 
-        run._sidecar = start_sidecar(run, how=sidecar, finish_timeout=finish_timeout)
-        run._heartbeat.callbacks.append(run._sidecar.check)
-    return run
+def _sidecar(how: str, finish_timeout: float) -> Callable[[Run], Any]:
+    """The owner's sidecar, made by `start_run` once the run is open: the ship layer's
+    handle, told the run's folder, id and mode and asked whether the run has finished."""
+
+    def make(run: Run) -> Any:
+        from .ship.handle import SidecarHandle
+
+        return SidecarHandle(run.dir, run.id, run.mode, how=how, finish_timeout=finish_timeout,
+                             finished=lambda: run.finished)
+
+    return make
 
 
 def _rows_per_min(value: float | None, strict: bool) -> float | None:
@@ -240,12 +229,6 @@ def _redact_free_text(manifest: dict[str, Any]) -> None:
     manifest["tags"] = [redact_text(t) for t in manifest.get("tags") or []]
 
 
-def _intervals(run: Run, log_interval: int, gpu_stats_interval: int) -> Run:
-    run.log_interval = log_interval
-    run.gpu_stats_interval = gpu_stats_interval
-    return run
-
-
 def _metadata_on(metadata: bool | None) -> bool:
     if metadata is not None:
         return bool(metadata)
@@ -254,71 +237,26 @@ def _metadata_on(metadata: bool | None) -> bool:
 
 
 def _join(ctx: Mapping[str, Any], *, role: str, name: str | None, job_type: str | None,
-          strict: bool, config: Any, key_prefix: str) -> Run:
+          strict: bool, config: Any, key_prefix: str, log_interval: int = 10,
+          gpu_stats_interval: int = 100) -> Run:
+    """A writer of an existing run (a child process, an extra rank): its own segment."""
     rdir = Path(ctx["dir"])
     make_run_dirs(rdir)
     try:
         manifest = read_manifest(rdir)
     except ManifestError:
         manifest = {"id": ctx["run_id"]}
-    steps: dict[str, Any] = {}
-    run = _start(rdir, ctx["run_id"], manifest, role=role, mode=ctx.get("mode", "local"),
-                 strict=strict, steps=steps, global_step=0, key_prefix=key_prefix,
-                 name=name, job_type=job_type)
-    if config is not None:
-        run.config.update(config)
-    return run
-
-
-def _start(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, mode: str,
-           strict: bool, steps: dict[str, Any], global_step: int, key_prefix: str,
-           name: str | None = None, job_type: str | None = None) -> Run:
-    writer_name = f"{role}-{os.getpid()}-{os.urandom(2).hex()}"
-    heartbeat = _Heartbeat(rdir / "segments" / f"{writer_name}.beat")
-    writer = SegmentWriter(segments_dir(rdir) / f"{writer_name}.jsonl", on_beat=heartbeat.beat)
-    writer.append(records.encode(records.opened(
-        writer_name, role, os.getpid(), hostname(), name=name, job_type=job_type,
-        argv=_argv())))
-    run = Run(run_id=run_id, rdir=rdir, writer=writer, manifest=manifest, role=role, mode=mode,
-              strict=strict, steps=steps, global_step=global_step, key_prefix=key_prefix)
-    run._heartbeat = heartbeat
-    live_runs.register(run)
-    return run
-
-
-def _argv() -> list[str]:
-    from .store.redact import redact_argv
-
-    return redact_argv(sys.argv)
-
-
-class _Heartbeat:
-    """Touches a file every few seconds from the writer thread: a live writer is fresh."""
-
-    def __init__(self, path: Path, every: float = 2.0) -> None:
-        self.path = path
-        self.every = every
-        self._last = 0.0
-        self.callbacks: list[Any] = []
-        path.touch(mode=0o600)
-
-    def beat(self) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.every:
-            self._last = now
-            try:
-                os.utime(self.path)
-            except OSError:
-                pass
-            for callback in self.callbacks:
-                callback()
+    return start_run(rdir, ctx["run_id"], manifest, role=role, mode=ctx.get("mode", "local"),
+                     strict=strict, steps={}, global_step=0, key_prefix=key_prefix, name=name,
+                     job_type=job_type, config=config, log_interval=log_interval,
+                     gpu_stats_interval=gpu_stats_interval)
 
 
 def attach(run_id: str, dir: str | os.PathLike[str] | None = None, *, name: str | None = None,
            job_type: str | None = None, strict: bool | None = None) -> Run:
     """Join an existing run explicitly, as a child writer with its own segment."""
-    rdir = root_dir(dir) / "runs" / run_id
-    if not (rdir / "run.json").exists():
+    rdir = runs_dir(dir) / run_id
+    if not (rdir / MANIFEST).exists():
         raise ManifestError(f"steadyrun.attach: no run {run_id!r} at {rdir}")
     manifest = read_manifest(rdir)
     ctx = {"run_id": run_id, "dir": str(rdir.resolve()), "mode": manifest.get("mode", "local")}

@@ -18,10 +18,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from loopback import FaultServer  # noqa: F401  (the loopback W&B stand-in; tests import it from here)
 from wandb_helpers import Finished, column, wandb_log
 
 import steadyrun
+from steadyrun.testing import FaultServer  # noqa: F401  (the tests import it from here)
 
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"  # 40 hex characters, like a real key
 

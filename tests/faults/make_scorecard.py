@@ -6,11 +6,12 @@
     .venv/bin/python tests/faults/make_scorecard.py --render   # re-render, no test run
 
 The suite writes one JSON line per case to the file named by STEADYRUN_SCORECARD; this
-script keeps them in docs/scorecard.json (merged by case, so a `--soak` run adds the
-full-size rows to the default ones), writes the 1M-row RSS curve to
-docs/rss_1m_rows.csv, puts benchmarks/raw_wandb_faults.py's measurements of raw wandb
-(docs/raw_wandb_faults.json) beside each row, and replaces the table between the
-scorecard markers of docs/reliability.md.
+script keeps them in benchmarks/results/scorecard.json (merged by case, so a `--soak` run
+adds the full-size rows to the default ones), writes the 1M-row RSS curve to
+benchmarks/results/rss_1m_rows.csv, puts benchmarks/raw_wandb_faults.py's measurements of
+raw wandb (benchmarks/results/raw_wandb_faults.json) beside each row, and replaces the
+table between the scorecard markers of docs/reliability.md. The measured files sit with
+the benchmarks' own results, in one folder; docs/ keeps only the prose that quotes them.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = REPO / "docs"
-SCORECARD = DOCS / "scorecard.json"
-RAW = DOCS / "raw_wandb_faults.json"
-DOC = DOCS / "reliability.md"
+RESULTS = REPO / "benchmarks" / "results"
+SCORECARD = RESULTS / "scorecard.json"
+RAW = RESULTS / "raw_wandb_faults.json"
+RSS_CSV = RESULTS / "rss_1m_rows.csv"
+DOC = REPO / "docs" / "reliability.md"
 START, END = "<!-- scorecard:start -->", "<!-- scorecard:end -->"
 RSS_START, RSS_END = "<!-- rss:start -->", "<!-- rss:end -->"
-RSS_CSV = DOCS / "rss_1m_rows.csv"
 
 # Which raw-wandb measurement sits beside a case (by the start of the case's name).
 RAW_FOR = [
@@ -65,7 +66,7 @@ def run_suite(soak: bool | str) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "scorecard.jsonl"
         env = {**os.environ, "STEADYRUN_SCORECARD": str(out),
-               "STEADYRUN_RSS_CSV": str(DOCS / "rss_1m_rows.csv")}
+               "STEADYRUN_RSS_CSV": str(RSS_CSV)}
         cmd = [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
                str(REPO / "tests" / "faults")]
         if soak:
@@ -200,6 +201,7 @@ def main() -> int:
     saved = {r.get("test") or r["case"]: r for r in json.loads(SCORECARD.read_text())} \
         if SCORECARD.exists() else {}
     if not args.render:
+        RESULTS.mkdir(parents=True, exist_ok=True)
         for row in run_suite("only" if args.soak_only else args.soak):
             saved[row.get("test") or row["case"]] = row
         if not args.no_audit:

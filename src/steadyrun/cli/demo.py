@@ -26,6 +26,15 @@ PRESETS = Path(__file__).with_name("demo_presets.toml")
 DEFAULT_EPOCHS = {"pretrain": 6, "finetune": 4}
 
 
+def register(sub: Any) -> None:
+    d = sub.add_parser("demo", help="train a small model, tracked end to end")
+    d.add_argument("--epochs", type=int, default=None)
+    d.add_argument("--mode", default=None, help="auto, online, offline, local")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--preset", default="digits", help="experiment preset: digits, digits-wide")
+    d.set_defaults(func=main)
+
+
 def make_config(seed: int, epochs: int | None) -> dict[str, Any]:
     """Everything that decides the numbers; `--epochs N` sets each training stage to N."""
     return {

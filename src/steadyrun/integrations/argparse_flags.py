@@ -1,11 +1,9 @@
-"""Command-line flags, experiment presets and run names for training scripts (seed 003).
+"""Command-line flags and run names for training scripts (seeds 003 and 004).
 
 Why: every team re-wrote the same `--wandb_project/--wandb_name/--wandb_tags/--no_wandb
 /--experiment` flags and a dict of named experiments, each slightly differently. Here
 they are one call: `add_argparse_args(parser)` adds the flags, `init_from_args(args)`
-turns them into `steadyrun.init`. Presets live in a TOML or YAML file, checked field by
-field, so a typo in an experiment name or a field fails at start with a message that
-names the file, the preset and the field, not after an hour of training.
+turns them into `steadyrun.init`, with the named preset of a presets file (presets.py).
 
 Precedence, lowest first: the keyword arguments given to `init_from_args` (the script's
 defaults), then the preset, then the flags given on the command line.
@@ -15,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import difflib
 import os
 import re
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
+
+from .presets import PresetError, get_preset, merge_config
 
 FLAGS = {  # dest: (help, extra argparse keywords)
     "wandb_project": ("W&B project of the run", {}),
@@ -33,9 +31,6 @@ FLAGS = {  # dest: (help, extra argparse keywords)
                  {"action": "store_true"}),
     "experiment": ("name of an experiment preset (see --experiment in the presets file)", {}),
 }
-PRESET_FIELDS = {"project": str, "entity": str, "group": str, "job_type": str, "notes": str,
-                 "tags": (list, dict), "config": dict}
-
 
 class _TagsAction(argparse.Action):
     """`--wandb_tags a,b c` and repeated flags all give one flat list: [a, b, c]."""
@@ -45,10 +40,6 @@ class _TagsAction(argparse.Action):
         for value in values:
             tags.extend(t.strip() for t in str(value).split(",") if t.strip())
         setattr(namespace, self.dest, tags)
-
-
-class PresetError(ValueError):
-    """An experiment preset that is unknown or malformed; the message says where."""
 
 
 def add_argparse_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -67,102 +58,6 @@ def add_argparse_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     return parser
 
 
-# ---------------------------------------------------------------------- presets
-def load_presets(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
-    """Read a presets file (.toml, .yaml or .yml) or take a mapping; check every preset."""
-    where = "presets"
-    if isinstance(source, Mapping):
-        data: Any = dict(source)
-    else:
-        path = Path(source)
-        where = str(path)
-        if not path.is_file():
-            raise PresetError(f"steadyrun: presets file {where} does not exist")
-        text = path.read_text(encoding="utf-8")
-        suffix = path.suffix.lower()
-        try:
-            if suffix == ".toml":
-                try:
-                    import tomllib
-                except ModuleNotFoundError:  # Python 3.10
-                    try:
-                        import tomli as tomllib
-                    except ModuleNotFoundError as exc:
-                        raise PresetError("steadyrun: reading TOML presets on Python 3.10 "
-                                          "needs `pip install tomli`") from exc
-                data = tomllib.loads(text)
-            elif suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            else:
-                raise PresetError(f"steadyrun: presets file {where} must end in .toml, .yaml "
-                                  f"or .yml")
-        except PresetError:
-            raise
-        except Exception as exc:  # tomllib/yaml parse errors name the line
-            raise PresetError(f"steadyrun: cannot parse presets file {where}: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise PresetError(f"steadyrun: {where} must hold a table of experiments, got "
-                          f"{type(data).__name__}")
-    if set(data) == {"experiments"} and isinstance(data["experiments"], Mapping):
-        data = data["experiments"]
-    return {str(name): _check_preset(where, str(name), preset) for name, preset in data.items()}
-
-
-def _check_preset(where: str, name: str, preset: Any) -> dict[str, Any]:
-    if not isinstance(preset, Mapping):
-        raise PresetError(f"steadyrun: experiment {name!r} in {where} must be a table of "
-                          f"fields, got {type(preset).__name__}")
-    for field, value in preset.items():
-        kind = PRESET_FIELDS.get(field)
-        if kind is None:
-            hint = difflib.get_close_matches(str(field), PRESET_FIELDS, n=1)
-            raise PresetError(
-                f"steadyrun: experiment {name!r} in {where}: unknown field {field!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; allowed: {', '.join(PRESET_FIELDS)}")
-        if not isinstance(value, kind):
-            want = kind.__name__ if isinstance(kind, type) else " or ".join(
-                k.__name__ for k in kind)
-            raise PresetError(f"steadyrun: experiment {name!r} in {where}: field {field!r} "
-                              f"must be {want}, got {type(value).__name__} ({value!r})")
-        if field == "tags" and isinstance(value, list) and \
-                not all(isinstance(t, (str, int, float)) for t in value):
-            raise PresetError(f"steadyrun: experiment {name!r} in {where}: tags must be "
-                              f"strings")
-    return dict(preset)
-
-
-def get_preset(presets: str | os.PathLike[str] | Mapping[str, Any] | None,
-               name: str) -> dict[str, Any]:
-    """The preset called `name`; PresetError naming the known ones when there is none."""
-    if presets is None:
-        presets = os.environ.get("STEADYRUN_PRESETS")
-        if not presets:
-            raise PresetError(f"steadyrun: --experiment {name!r} needs a presets file: pass "
-                              f"presets='experiments.toml' to init_from_args, or set "
-                              f"STEADYRUN_PRESETS")
-    table = load_presets(presets)
-    if name not in table:
-        where = "the presets" if isinstance(presets, Mapping) else str(presets)
-        hint = difflib.get_close_matches(name, table, n=1)
-        raise PresetError(f"steadyrun: unknown experiment {name!r} in {where}"
-                          + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                          + f"; known: {', '.join(sorted(table)) or 'none'}")
-    return table[name]
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = _merge(dict(out[k]), v)
-        else:
-            out[k] = v
-    return out
-
-
 # ---------------------------------------------------------------------- init
 def init_from_args(args: argparse.Namespace | Mapping[str, Any], config: Any = None,
                    presets: str | os.PathLike[str] | Mapping[str, Any] | None = None,
@@ -174,8 +69,9 @@ def init_from_args(args: argparse.Namespace | Mapping[str, Any], config: Any = N
     the script's, then the preset's, then `--wandb_tags`. `--no_wandb` means mode
     'local': the run is still recorded on disk, only W&B is left out.
     """
-    from ..api import _tags, init
+    from ..api import init
     from ..log.config_input import to_plain
+    from ..log.tags import tags_of
 
     ns = dict(vars(args)) if isinstance(args, argparse.Namespace) else dict(args)
     kwargs = dict(init_kwargs)
@@ -189,7 +85,7 @@ def init_from_args(args: argparse.Namespace | Mapping[str, Any], config: Any = N
     if preset.get("config"):
         if not isinstance(merged, Mapping):
             raise PresetError("steadyrun: a preset's config overrides need a mapping config")
-        merged = _merge(dict(merged), preset["config"])
+        merged = merge_config(dict(merged), preset["config"])
     for field in ("project", "entity", "group", "job_type", "notes"):
         if preset.get(field) is not None:
             kwargs[field] = preset[field]
@@ -197,7 +93,7 @@ def init_from_args(args: argparse.Namespace | Mapping[str, Any], config: Any = N
                         ("wandb_notes", "notes"), ("wandb_group", "group")):
         if ns.get(dest):
             kwargs[field] = ns[dest]
-    tags = _tags(kwargs.pop("tags", None)) + _tags(preset.get("tags")) + \
+    tags = tags_of(kwargs.pop("tags", None)) + tags_of(preset.get("tags")) + \
         [str(t) for t in ns.get("wandb_tags") or []]
     if tags:
         kwargs["tags"] = list(dict.fromkeys(tags))
@@ -218,21 +114,8 @@ def run_name(model: str, objective: str, dataset: str, *, when: _dt.datetime | N
     The git part is the working directory's commit (7 characters), or `nogit`.
     """
     if git_short is None:
-        from ..log.metadata import _git
+        from ..log.metadata import git_short as head_short
 
-        out = _git(["rev-parse", "--short=7", "HEAD"], None)
-        git_short = out.strip() if out else "nogit"
+        git_short = head_short() or "nogit"
     stamp = (when or _dt.datetime.now()).strftime("%Y%m%d_%H%M%S")
     return f"{_part(model)}_{_part(objective)}_{_part(dataset)}_{stamp}_{_part(git_short)}"
-
-
-def check_required_tags(tags: Sequence[str], required: Sequence[str] | None) -> None:
-    """ValueError naming each required tag missing; `model` is met by `model` or `model:x`."""
-    if not required:
-        return
-    have = set(tags) | {t.split(":", 1)[0] for t in tags}
-    missing = [r for r in required if r not in have]
-    if missing:
-        raise ValueError(f"steadyrun.init: missing required tag{'s' if len(missing) > 1 else ''}"
-                         f" {', '.join(repr(m) for m in missing)} (tags given: "
-                         f"{', '.join(tags) or 'none'}); pass e.g. tags={{{missing[0]!r}: ...}}")

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ..store import records
+from ..store.values import SteadyrunWarning
+from .port import RunPort
 
 WARN_BYTES = 5 << 30
 _POLICY_ENV = ("STEADYRUN_LOG_MODEL", "WANDB_LOG_MODEL")
@@ -108,7 +110,7 @@ def walk(root: Path) -> tuple[list[tuple[str, int]], list[dict[str, str]]]:
     return files, skipped
 
 
-def log_artifact(run: Any, path: str | os.PathLike[str], type: str = "model",
+def log_artifact(run: RunPort, path: str | os.PathLike[str], type: str = "model",
                  name: str | None = None, aliases: Sequence[str] | str | None = None,
                  force: bool = False, step: int | None = None,
                  default_name: str | None = None,
@@ -119,7 +121,7 @@ def log_artifact(run: Any, path: str | os.PathLike[str], type: str = "model",
     artifact; it is cleaned and redacted like the config."""
     src = Path(path)
     if not src.exists():
-        run._bad(str(path), path, "log_artifact() needs an existing file or folder",
+        run.reject(str(path), path, "log_artifact() needs an existing file or folder",
                  ValueError)
         return None
     if isinstance(aliases, str):
@@ -136,13 +138,13 @@ def log_artifact(run: Any, path: str | os.PathLike[str], type: str = "model",
         size = src.stat().st_size
     for item in skipped:
         if item["why"].startswith("symlink escapes"):  # refused: strict runs raise here
-            run._bad(f"{art_name}:{item['path']}", path, f"not included: {item['why']}",
+            run.reject(f"{art_name}:{item['path']}", path, f"not included: {item['why']}",
                      ValueError)
         else:
             warnings.warn(f"steadyrun: artifact {art_name!r}: skipped {item['path']!r} "
-                          f"({item['why']})", _warning_class(), stacklevel=3)
+                          f"({item['why']})", SteadyrunWarning, stacklevel=3)
     upload = bool(force) or upload_policy()
-    x = step if step is not None else _current_step(run)
+    x = step if step is not None else run.current_step()
     rec = records.artifact(art_name, type, str(src.absolute()), size, alias_list, x,
                            upload, files)
     if skipped:
@@ -151,8 +153,8 @@ def log_artifact(run: Any, path: str | os.PathLike[str], type: str = "model",
         from .config_input import clean_config
 
         rec["metadata"] = clean_config(
-            metadata, lambda k, v, why: run._bad(f"{art_name}.metadata.{k}", v, why, TypeError))
-    run._append(records.encode(rec))
+            metadata, lambda k, v, why: run.reject(f"{art_name}.metadata.{k}", v, why, TypeError))
+    run.record(rec)
     if upload:
         print(f"steadyrun: artifact {art_name!r} ({type}) goes to W&B: {human_size(size)} in "
               f"{len(files)} file{'s' if len(files) != 1 else ''}", file=sys.stderr)
@@ -160,7 +162,7 @@ def log_artifact(run: Any, path: str | os.PathLike[str], type: str = "model",
             warnings.warn(
                 f"steadyrun: artifact {art_name!r} is {human_size(size)}, above 5 GiB. "
                 f"Consider consolidating it first (e.g. DeepSpeed's zero_to_fp32.py) and "
-                f"uploading only the final model with force=True.", _warning_class(),
+                f"uploading only the final model with force=True.", SteadyrunWarning,
                 stacklevel=3)
     elif run.id not in _told_policy:
         _told_policy.add(run.id)
@@ -170,7 +172,7 @@ def log_artifact(run: Any, path: str | os.PathLike[str], type: str = "model",
     return rec
 
 
-def log_checkpoint(run: Any, path: str | os.PathLike[str],
+def log_checkpoint(run: RunPort, best: list[float], path: str | os.PathLike[str],
                    aliases: Sequence[str] | str | None = ("latest",), force: bool = False,
                    name: str | None = None, step: int | None = None,
                    metadata: Mapping[str, Any] | None = None, metric: float | None = None,
@@ -190,32 +192,31 @@ def log_checkpoint(run: Any, path: str | os.PathLike[str],
         if isinstance(plain, dict):
             meta = plain
         else:
-            run._bad("log_checkpoint.metadata", metadata, "metadata must be a mapping",
+            run.reject("log_checkpoint.metadata", metadata, "metadata must be a mapping",
                      TypeError)
     if goal not in ("minimize", "maximize"):
-        run._bad("log_checkpoint.goal", goal, "goal must be 'minimize' or 'maximize'",
+        run.reject("log_checkpoint.goal", goal, "goal must be 'minimize' or 'maximize'",
                  ValueError)
         goal = "minimize"
     is_best = False
     if metric is not None:
         if isinstance(metric, bool) or not isinstance(metric, (int, float)) \
                 or not math.isfinite(metric):
-            run._bad("log_checkpoint.metric", metric, "metric must be a finite number",
+            run.reject("log_checkpoint.metric", metric, "metric must be a finite number",
                      TypeError if not isinstance(metric, (int, float)) else ValueError)
         else:
             meta["metric"] = metric
-            best = getattr(run, "_best_checkpoint_metric", None)
-            is_best = best is None or (metric < best if goal == "minimize" else metric > best)
+            is_best = not best or (metric < best[0] if goal == "minimize" else metric > best[0])
             if is_best:
                 alias_list = [*[a for a in alias_list if a != "best"], "best"]
     rec = log_artifact(run, path, type="model", name=name, aliases=alias_list, force=force,
                        step=step, default_name=f"checkpoint-{run.id}", metadata=meta)
     if rec is not None and is_best:  # only a checkpoint that was recorded can be the best
-        run._best_checkpoint_metric = metric
+        best[:] = [metric]
     return rec
 
 
-def log_config_artifact(run: Any, name: str = "config.yaml") -> Path | None:
+def log_config_artifact(run: RunPort, name: str = "config.yaml") -> Path | None:
     """The run's resolved (redacted) config as YAML: a file of the run, and an artifact.
 
     The config artifact is small and already redacted, so it is uploaded regardless of
@@ -223,9 +224,7 @@ def log_config_artifact(run: Any, name: str = "config.yaml") -> Path | None:
     """
     import yaml
 
-    meta = getattr(run, "_metadata", None)
-    if meta is not None:
-        meta.wait()
+    run.wait_metadata()
     data = run.config.as_dict()
     with tempfile.TemporaryDirectory(prefix="steadyrun-config-") as tmp:
         src = Path(tmp) / name
@@ -235,19 +234,24 @@ def log_config_artifact(run: Any, name: str = "config.yaml") -> Path | None:
     if dest is None:
         return None
     rec = records.artifact(artifact_name(f"config-{run.id}"), "config", str(dest),
-                           dest.stat().st_size, ["latest"], _current_step(run), True, [dest.name])
-    run._append(records.encode(rec))
+                           dest.stat().st_size, ["latest"], run.current_step(), True, [dest.name])
+    run.record(rec)
     return dest
 
 
-def _current_step(run: Any) -> int:
-    trainer = getattr(run, "_trainer", None)
-    if trainer is not None and trainer.last_step is not None:
-        return int(trainer.last_step)
-    return max(int(getattr(run, "step", 0)) - 1, 0)
+class CheckpointLog:
+    """A Run's checkpoints and artifacts: the calls above, plus the best metric so far
+    (which checkpoint holds the alias `best`). One per Run, made on first use."""
 
+    def __init__(self, port: RunPort) -> None:
+        self.port = port
+        self.best: list[float] = []  # the best checkpoint metric recorded, once there is one
 
-def _warning_class() -> type[Warning]:
-    from .run import SteadyrunWarning
+    def checkpoint(self, path: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any] | None:
+        return log_checkpoint(self.port, self.best, path, **kwargs)
 
-    return SteadyrunWarning
+    def artifact(self, path: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any] | None:
+        return log_artifact(self.port, path, **kwargs)
+
+    def config_artifact(self, name: str = "config.yaml") -> Path | None:
+        return log_config_artifact(self.port, name)

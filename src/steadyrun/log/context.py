@@ -1,7 +1,7 @@
 """The context file that lets a subprocess join its parent's run.
 
-`run.child_env()` writes `<run>/context/<writer>.json` (mode 0600, no secrets in it) and
-points STEADYRUN_CONTEXT at it. A plain `steadyrun.init()` in the child reads it back.
+`run.child_env()` writes `<run>/context.json` (mode 0600, no secrets in it: the run id,
+its folder and its mode) and points STEADYRUN_CONTEXT at it. A plain `steadyrun.init()` in the child reads it back.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ..store.layout import atomic_write_bytes
+from ..store.layout import CONTEXT, atomic_write_bytes, is_run_id
 
 ENV = "STEADYRUN_CONTEXT"
 MAX_CONTEXT_BYTES = 64 * 1024
@@ -24,7 +24,7 @@ class ContextError(RuntimeError):
 
 
 def write_context(rdir: Path, run_id: str, mode: str) -> Path:
-    path = rdir / "context.json"
+    path = rdir / CONTEXT
     data = {"run_id": run_id, "dir": str(rdir.resolve()), "mode": mode, "version": 1}
     atomic_write_bytes(path, orjson.dumps(data), mode=0o600)
     return path
@@ -57,8 +57,6 @@ def load_context_from_env() -> dict[str, Any] | None:
         raise ContextError(f"{ENV}={raw}: the file is corrupt: {exc}") from None
     if not isinstance(data, dict) or not {"run_id", "dir"} <= data.keys():
         raise ContextError(f"{ENV}={raw}: the file is corrupt: missing run_id or dir")
-    from ..store.layout import is_run_id
-
     if not isinstance(data["run_id"], str) or not is_run_id(data["run_id"]) \
             or not isinstance(data["dir"], str) or not os.path.isabs(data["dir"]) \
             or not isinstance(data.get("mode", "local"), str):

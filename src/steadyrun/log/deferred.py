@@ -16,13 +16,10 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import orjson
-
+from ..store.records import encode, row
 from ..store.values import Rejected, nonfinite_tag
 
 MAX_AGE = 30.0  # seconds a buffered row may wait for its interval to fill
-
-_dumps = orjson.dumps
 
 
 # A CPU tensor has no device queue to wait for: reading it at once (`.item()`, about a
@@ -84,7 +81,7 @@ def read_tensors(tensors: list[Any]) -> list[Any]:
     float64); integer and bool tensors keep exact values. A run on one device with float
     losses makes exactly one host transfer here.
     """
-    import torch
+    torch = sys.modules["torch"]  # a tensor exists, so torch is imported: no import here
 
     out: list[Any] = [None] * len(tensors)
     groups: dict[tuple[Any, str], list[int]] = {}
@@ -123,10 +120,4 @@ def materialise(rows: list[tuple[int, float, dict[str, Any], dict[str, str] | No
             rows[i] = (x, t, values, nf)
             num = None
         values[k] = num
-    out = []
-    for x, t, values, nf in rows:
-        rec: dict[str, Any] = {"k": "row", "t": t, "x": x, "v": values}
-        if nf:
-            rec["nf"] = nf
-        out.append(_dumps(rec) + b"\n")
-    return out
+    return [encode(row(x, t, values, nf)) for x, t, values, nf in rows]

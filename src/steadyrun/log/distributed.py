@@ -72,7 +72,7 @@ def all_reduce_metrics(metrics: Mapping[str, Any], op: str) -> dict[str, Any]:
     dist = _dist()
     if dist is None:
         return dict(metrics)
-    import torch
+    torch = sys.modules["torch"]  # torch.distributed is initialised: torch is imported
 
     keys = sorted(metrics)
     backend = dist.get_backend()

@@ -43,7 +43,7 @@ def install_exit_hooks() -> None:
 
     def excepthook(tp: Any, value: Any, tb: Any) -> None:
         for run in list(active):
-            run._failed = True
+            run.mark_failed()
         previous(tp, value, tb)
 
     sys.excepthook = excepthook
@@ -55,7 +55,7 @@ def install_exit_hooks() -> None:
 def after_fork_in_child() -> None:
     """A forked child (a DataLoader worker) must never write into its parent's segment."""
     for run in list(active):
-        run._detach_after_fork()
+        run.detach_after_fork()
     active.clear()
 
 

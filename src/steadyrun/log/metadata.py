@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.redact import redact_argv, redact_code, redact_text
+from .port import RunPort
 
 KEY = "steadyrun"
 GIT_TIMEOUT = 10.0
@@ -35,6 +36,8 @@ _SLURM = {"job_id": "SLURM_JOB_ID", "job_name": "SLURM_JOB_NAME",
           "partition": ("SLURM_JOB_PARTITION", "SLURM_PARTITION"),
           "array_job_id": "SLURM_ARRAY_JOB_ID", "array_task_id": "SLURM_ARRAY_TASK_ID",
           "num_nodes": "SLURM_JOB_NUM_NODES", "ntasks": "SLURM_NTASKS"}
+# The seeds of the last `set_seeds` of this process: runs started later record them too.
+_last_seeds: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------- collection
@@ -53,6 +56,12 @@ def _git(args: list[str], cwd: str | None) -> str | None:
     if proc.returncode != 0:
         return None
     return proc.stdout.decode("utf-8", "replace")
+
+
+def git_short(cwd: str | None = None) -> str | None:
+    """The current commit of the repository holding `cwd`, 7 characters; None outside one."""
+    out = _git(["rev-parse", "--short=7", "HEAD"], cwd)
+    return out.strip() if out else None
 
 
 def git_info(cwd: str | os.PathLike[str] | None = None,
@@ -247,10 +256,8 @@ def _fast_part() -> dict[str, Any]:
     meta["versions"] = versions
     if gpus:
         meta["gpus"] = gpus
-    training = sys.modules.get(f"{__package__}.training")
-    seeds = getattr(training, "_last_seeds", None)
-    if seeds:
-        meta["seeds"] = dict(seeds)
+    if _last_seeds:
+        meta["seeds"] = dict(_last_seeds)
     return meta
 
 
@@ -289,7 +296,7 @@ class Collector:
     the record is written again with them, so the config always holds one whole copy.
     """
 
-    def __init__(self, run: Any, cwd: str | None = None) -> None:
+    def __init__(self, run: RunPort, cwd: str | None = None) -> None:
         self.run = run
         self.cwd = cwd
         self.meta = _fast_part()
@@ -331,7 +338,7 @@ class Collector:
         return "files/git_diff.patch" if saved is not None else None
 
     def _record(self) -> None:
-        if not self.run._finished:
+        if not self.run.finished():
             self.run.config.update({KEY: self.meta})
 
     def note_seeds(self, seeds: dict[str, Any]) -> None:
@@ -345,16 +352,16 @@ class Collector:
             self.thread.join(timeout)
 
 
-def start(run: Any) -> Collector:
+def start(run: RunPort) -> Collector:
     return Collector(run)
 
 
 def note_seeds(seeds: dict[str, Any]) -> None:
-    """Hand the seeds to every open run of this process that records metadata."""
-    live = sys.modules.get(f"{__package__}.live_runs")
-    for run in list(getattr(live, "active", ())):
-        collector = getattr(run, "_metadata", None)
-        if collector is not None:
-            collector.note_seeds(seeds)
-        else:  # a child or a run without metadata: the seeds still go into its config
-            run.config.update({"seeds": dict(seeds)})
+    """`set_seeds` was called: keep the seeds for runs started later, and hand them to
+    every open run of this process (into its metadata, or its config without one)."""
+    global _last_seeds
+    _last_seeds = dict(seeds)
+    from . import live_runs
+
+    for run in list(live_runs.active):
+        run.note_seeds(seeds)

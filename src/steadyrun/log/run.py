@@ -20,13 +20,13 @@ from typing import Any
 import orjson
 
 from ..store import records
-from ..store.layout import update_manifest
-from ..store.redact import redact_value
+from ..store.manifest import update_manifest
 from ..store.steps import StepTracker, is_step_metric, namespace_of_step, step_metric_of
-from ..store.values import Rejected, check_key, nonfinite_tag, to_number
+from ..store.values import Rejected, SteadyrunWarning, check_key, nonfinite_tag, to_number
 from .callsite import user_site, user_stacklevel
-from .config_input import RunMapping, clean_config
+from .config_input import RunMapping
 from .deferred import DeferredRows, deferrable, hold
+from .port import RunPort
 from .run_extras import RunExtras
 from .segment_writer import SegmentWriter
 
@@ -37,12 +37,13 @@ _PLAIN = frozenset((float, int, bool, type(None)))
 
 
 
-class SteadyrunWarning(UserWarning):
-    """Warnings about the user's input; filter on this class to silence or escalate them."""
-
-
 class Run(RunExtras):
-    """One process's handle on a run. Rank-0 owner, child process or extra rank alike."""
+    """One process's handle on a run. Rank-0 owner, child process or extra rank alike.
+
+    Made by `log/run_start.start_run` (which `steadyrun.init` calls), never by hand: it
+    opens the segment writer, the heartbeat, the metadata collector and the sidecar handle
+    that a Run holds. Collaborators that act for it get its `RunPort`, not the Run.
+    """
 
     def __init__(self, *, run_id: str, rdir: Path, writer: SegmentWriter, manifest: dict[str, Any],
                  role: str, mode: str, strict: bool, steps: dict[str, Any] | None = None,
@@ -75,16 +76,22 @@ class Run(RunExtras):
         self._finished = False
         self._failed = False
         self._media_counter = 0
-        self._sidecar: Any = None
+        self.summary = RunMapping(self._on_summary)
+        self.config = RunMapping(self._on_config)
+        self._sidecar: Any = None  # ship.handle.SidecarHandle of the owner (run_start)
         self.log_interval = 10  # set by init: log_training_step rows, tensor reads
         self.gpu_stats_interval = 100
         self._deferred = DeferredRows()  # rows holding tensors, read once per interval
         self._trainer: Any = None  # training.StepLogger, made by the first log_training_step
         self._watched: Any = None  # (model, log, log_freq, bins) of run.watch
         self._sized_model: Any = None  # the model whose parameter count is in the summary
-        self._metadata: Any = None  # metadata.Collector of the owner
-        self.summary = RunMapping(self._on_summary)
-        self.config = RunMapping(self._on_config)
+        self._metadata: Any = None  # metadata.Collector of the owner (run_start)
+        self._checkpoints: Any = None  # checkpoints.CheckpointLog, made on first use
+        self._port = RunPort(
+            id=run_id, dir=rdir, config=self.config, save=self.save,
+            record=lambda rec: self._append(records.encode(rec)), reject=self._bad,
+            current_step=self._artifact_step, finished=lambda: self._finished,
+            wait_metadata=self._wait_metadata)
 
     # ------------------------------------------------------------------ time series
     def log(self, metrics: Mapping[str, Any], step: int | None = None, commit: bool = True,
@@ -180,7 +187,7 @@ class Run(RunExtras):
             regressions = self._steps.stamp(values, x)
             due = False
             if _PLAIN.issuperset(map(type, values.values())):
-                self._append(records.encode(records.row(x, values, nf)))
+                self._append(records.encode(records.row(x, _time(), values, nf)))
             else:  # it holds tensors: written with its interval's one host transfer
                 due = self._deferred.add(x, _time(), values, nf, self.log_interval)
         if due:
@@ -258,46 +265,6 @@ class Run(RunExtras):
                       f"[at {site}]. Recorded as a 'rejected' event; warned once per key.",
                       SteadyrunWarning, stacklevel=user_stacklevel())
 
-    # ------------------------------------------------------------------ summary, config
-    def _on_summary(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, Mapping):
-            self._bad("<summary>", data, f"summary takes a mapping of key to value, got "
-                                         f"{type(data).__name__}")
-            return {}
-        accepted: dict[str, Any] = {}
-        nf: dict[str, str] = {}
-        for k, v in data.items():
-            try:
-                check_key(k)
-                if isinstance(v, str):
-                    accepted[k] = redact_value(k, v)
-                    continue
-                num = to_number(k, v)
-            except Rejected as exc:
-                self._bad(k, v, exc.reason, exc.exc_type)
-                continue
-            if type(num) is float and num - num != 0.0:
-                nf[k] = nonfinite_tag(num)
-                accepted[k] = num
-                continue
-            accepted[k] = num
-        if accepted:
-            out = {k: (None if k in nf else v) for k, v in accepted.items()}
-            self._append(records.encode(records.summary(out, nf)))
-        return accepted
-
-    def log_summary(self, metrics: Mapping[str, Any], prefix: str | None = None) -> None:
-        """Final scalars: they go to the summary, never to a chart."""
-        if prefix:
-            metrics = {f"{prefix.rstrip('/')}/{k}": v for k, v in metrics.items()}
-        self.summary.update(metrics)
-
-    def _on_config(self, data: dict[str, Any]) -> dict[str, Any]:
-        cleaned = clean_config(data, lambda k, v, why: self._bad(f"config.{k}", v, why))
-        if cleaned:
-            self._append(records.encode(records.config(cleaned)))
-        return cleaned
-
     # ------------------------------------------------------------------ lifecycle
     @property
     def step(self) -> int:
@@ -358,7 +325,24 @@ class Run(RunExtras):
 
         live_runs.forget(self)
 
-    def _detach_after_fork(self) -> None:
+    @property
+    def finished(self) -> bool:
+        """Whether `finish()` has closed this process's segment."""
+        return self._finished
+
+    def mark_failed(self) -> None:
+        """An uncaught exception is on its way: the run ends as failed (live_runs.py)."""
+        self._failed = True
+
+    def note_seeds(self, seeds: dict[str, Any]) -> None:
+        """Seeds set after `init` (`set_seeds`): they join the metadata record, or, for a
+        run without one, its config."""
+        if self._metadata is not None:
+            self._metadata.note_seeds(seeds)
+        else:
+            self.config.update({"seeds": dict(seeds)})
+
+    def detach_after_fork(self) -> None:
         """In a forked child: drop every call; the parent's writer owns the segment."""
         self._append = _drop
         self._writer = _ForkedWriter()
@@ -395,11 +379,21 @@ class Run(RunExtras):
         for line in lines:
             self._append(line)
 
+    def _wait_metadata(self) -> None:
+        if self._metadata is not None:
+            self._metadata.wait()
+
+    def _artifact_step(self) -> int:
+        """An artifact's step: the step logger's last step, else the last auto step."""
+        trainer = self._trainer
+        if trainer is not None and trainer.last_step is not None:
+            return int(trainer.last_step)
+        return max(self._step - 1, 0)
+
     def _settle(self, final: bool) -> None:
         """Before flush and finish: metadata recorded, tensor rows written; at finish also
         the steps since the last training row."""
-        if self._metadata is not None:
-            self._metadata.wait()
+        self._wait_metadata()
         if final and self._trainer is not None:
             self._trainer.close()
         if self._deferred.rows:

@@ -1,27 +1,89 @@
 """The Run's calls beyond time series: metric definitions, tables, images, files, alerts,
 and the training helpers of DESIGN.md section 5.
 
-A mixin, so `run.py` stays about the hot path and the lifecycle; every method here turns
-one call into one record through the same `_append` and `_bad` as `Run.log`.
+A mixin, so `run.py` stays about the hot path and the lifecycle. It is part of the Run
+(the two files are one class), so it shares the Run's fields, listed on the class; every
+method turns one call into one record through the same `_append` and `_bad` as
+`Run.log`. Work done for the Run elsewhere (checkpoints.py, training.py) gets the Run's
+`RunPort` or explicit callables, never the Run.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ..store import records
-from ..store.redact import redact_code
+from ..store.redact import redact_code, redact_value
 from ..store.steps import step_metric_of
-from ..store.values import Rejected, check_key
+from ..store.values import Rejected, check_key, nonfinite_tag, to_number
+from .config_input import clean_config
 
 
 class RunExtras:
-    """Mixed into `Run`; relies on its `_append`, `_bad`, `_clean_step`, `_step`, `dir`."""
+    """Mixed into `Run` (run.py), whose fields and methods these are."""
+
+    # What run.py provides (declared for readers and type checkers).
+    dir: Path
+    summary: Any
+    log_interval: int
+    gpu_stats_interval: int
+    _port: Any
+    _step: int
+    _steps: Any
+    _trainer: Any
+    _watched: Any
+    _sized_model: Any
+    _checkpoints: Any
+    _media_counter: int
+    _append: Any
+    _bad: Any
+    _clean_step: Any
+
+    # ------------------------------------------------------------------ summary, config
+    def _on_summary(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            self._bad("<summary>", data, f"summary takes a mapping of key to value, got "
+                                         f"{type(data).__name__}")
+            return {}
+        accepted: dict[str, Any] = {}
+        nf: dict[str, str] = {}
+        for k, v in data.items():
+            try:
+                check_key(k)
+                if isinstance(v, str):
+                    accepted[k] = redact_value(k, v)
+                    continue
+                num = to_number(k, v)
+            except Rejected as exc:
+                self._bad(k, v, exc.reason, exc.exc_type)
+                continue
+            if type(num) is float and num - num != 0.0:
+                nf[k] = nonfinite_tag(num)
+                accepted[k] = num
+                continue
+            accepted[k] = num
+        if accepted:
+            out = {k: (None if k in nf else v) for k, v in accepted.items()}
+            self._append(records.encode(records.summary(out, nf)))
+        return accepted
+
+    def log_summary(self, metrics: Mapping[str, Any], prefix: str | None = None) -> None:
+        """Final scalars: they go to the summary, never to a chart."""
+        if prefix:
+            metrics = {f"{prefix.rstrip('/')}/{k}": v for k, v in metrics.items()}
+        self.summary.update(metrics)
+
+    def _on_config(self, data: dict[str, Any]) -> dict[str, Any]:
+        cleaned = clean_config(data, lambda k, v, why: self._bad(f"config.{k}", v, why))
+        if cleaned:
+            self._append(records.encode(records.config(cleaned)))
+        return cleaned
 
     # ------------------------------------------------------------------ other records
     def define_metric(self, name: str, step_metric: str | None = None, goal: str | None = None,
@@ -99,15 +161,18 @@ class RunExtras:
         self._watched = (model, log, log_freq, bins)
         self.summary.update(model_size(model))
 
-    def _model_seen(self, model: Any) -> None:
-        """The first model `log_training_step` sees: its size goes to the summary once."""
-        if self._sized_model is not model:
+    def _after_training_step(self, step: int, model: Any, prefix: str) -> None:
+        """Called by the step logger after each step: the first model it sees has its
+        size put in the summary, and the watched model's histograms are taken when due."""
+        if model is not None and self._sized_model is not model:
             self._sized_model = model
             self.summary.update(model_size(model))
+        if self._watched is not None:
+            self._watch_step(step, prefix)
 
     def _watch_step(self, step: int, prefix: str = "") -> None:
-        """Called by the step logger: the watched model's histograms when they are due
-        (under the stage's prefix, so stages restarting at step 0 keep their own axes)."""
+        """The watched model's histograms when they are due (under the stage's prefix, so
+        stages restarting at step 0 keep their own axes)."""
         model, log, log_freq, bins = self._watched
         if step % log_freq:
             return
@@ -191,7 +256,9 @@ class RunExtras:
 
             if trainer is not None:
                 trainer.close()
-            trainer = self._trainer = StepLogger(self, prefix or "")
+            trainer = self._trainer = StepLogger(
+                self.log, self._bad, self._after_training_step, prefix or "",
+                every=self.log_interval, gpu_every=self.gpu_stats_interval)
         trainer(loss, step, batch_size, optimizer, model, scaler)
 
     def log_checkpoint(self, path: str | os.PathLike[str], aliases: Any = ("latest",),
@@ -201,26 +268,28 @@ class RunExtras:
                        goal: str = "minimize") -> dict[str, Any] | None:
         """Record a checkpoint; uploaded only under the model policy (checkpoints.py).
         With `metric`, the best one so far also gets the alias `best`."""
-        from .checkpoints import log_checkpoint
-
-        return log_checkpoint(self, path, aliases=aliases, force=force, name=name, step=step,
-                              metadata=metadata, metric=metric, goal=goal)
+        return self._checkpoint_log().checkpoint(
+            path, aliases=aliases, force=force, name=name, step=step, metadata=metadata,
+            metric=metric, goal=goal)
 
     def log_artifact(self, path: str | os.PathLike[str], type: str = "model",
                      name: str | None = None, aliases: Any = None, force: bool = False,
                      step: int | None = None,
                      metadata: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Record a file or folder as an artifact; same upload policy as checkpoints."""
-        from .checkpoints import log_artifact
-
-        return log_artifact(self, path, type=type, name=name, aliases=aliases, force=force,
-                            step=step, metadata=metadata)
+        return self._checkpoint_log().artifact(path, type=type, name=name, aliases=aliases,
+                                               force=force, step=step, metadata=metadata)
 
     def log_config_artifact(self, name: str = "config.yaml") -> Path | None:
         """The resolved, redacted config as YAML under files/, and a `config` artifact."""
-        from .checkpoints import log_config_artifact
+        return self._checkpoint_log().config_artifact(name)
 
-        return log_config_artifact(self, name)
+    def _checkpoint_log(self) -> Any:
+        if self._checkpoints is None:
+            from .checkpoints import CheckpointLog
+
+            self._checkpoints = CheckpointLog(self._port)
+        return self._checkpoints
 
 
 def _table_cell(obj: Any) -> Any:

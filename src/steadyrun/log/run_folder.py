@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..store.layout import make_run_dirs, segments_dir
+from ..store.layout import make_run_dirs, runs_dir, segments_dir
 
 
 def writable_run_dir(root: Path, run_id: str, strict: bool
@@ -25,7 +25,7 @@ def writable_run_dir(root: Path, run_id: str, strict: bool
     Only when no folder at all can be written does the run record nothing, and stderr
     says so. Returns (folder or None, the refused root when a fallback was used).
     """
-    rdir = root / "runs" / run_id
+    rdir = runs_dir(root) / run_id
     try:
         prove_writable(rdir)
         return rdir, None
@@ -39,7 +39,7 @@ def writable_run_dir(root: Path, run_id: str, strict: bool
                                            f"private fallback folder)") from refused
     tried = [f"{rdir}: {refused}"]
     for fallback in fallback_roots():
-        frdir = fallback / "runs" / run_id
+        frdir = runs_dir(fallback) / run_id
         try:
             private_root(fallback)
             prove_writable(frdir)

@@ -18,13 +18,12 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .deferred import is_tensor, read_tensors
 
 GB = 1e9
-_last_seeds: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------- helpers
@@ -176,7 +175,6 @@ def set_seeds(seed: int, deterministic: bool = False,
     `steadyrun.seeds`), also when this is called after `steadyrun.init`. `torch=False`
     spares NumPy-only code the second it takes to import PyTorch.
     """
-    global _last_seeds
     seed = int(seed)
     seeds: dict[str, Any] = {"seed": seed, "python": seed}
     random.seed(seed)
@@ -205,22 +203,29 @@ def set_seeds(seed: int, deterministic: bool = False,
             torch.backends.cudnn.benchmark = False
             torch.use_deterministic_algorithms(True, warn_only=True)
     seeds["deterministic"] = bool(deterministic)
-    _last_seeds = dict(seeds)
     from . import metadata
 
-    metadata.note_seeds(seeds)
+    metadata.note_seeds(seeds)  # the metadata of this process's runs, now and later
     return seeds
 
 
 # ---------------------------------------------------------------------- the step logger
 class StepLogger:
-    """The state behind `run.log_training_step`: one per Run, created on first use."""
+    """The state behind `run.log_training_step`: one per Run, created on first use.
 
-    def __init__(self, run: Any, prefix: str = "") -> None:
-        self.run = run
+    It acts for the Run through three callables only: `log` (Run.log), `reject` (the
+    bad-input rule) and `after_step(step, model, prefix)` (model size and `watch`).
+    """
+
+    def __init__(self, log: Callable[..., None], reject: Callable[..., None],
+                 after_step: Callable[[int, Any, str], None], prefix: str = "", *,
+                 every: int = 10, gpu_every: int = 100) -> None:
+        self.log = log
+        self.reject = reject
+        self.after_step = after_step
         self.prefix = f"{prefix.strip('/')}/" if prefix else ""
-        self.every = max(1, int(getattr(run, "log_interval", 10) or 10))
-        self.gpu_every = max(1, int(getattr(run, "gpu_stats_interval", 100) or 100))
+        self.every = max(1, int(every or 10))
+        self.gpu_every = max(1, int(gpu_every or 100))
         self.losses: dict[str, list[Any]] = {}
         self.calls = 0
         self.samples = 0
@@ -252,10 +257,7 @@ class StepLogger:
             self.next_gpu = (step // self.gpu_every + 1) * self.gpu_every
         if row:
             self._emit(row, step)
-        if model is not None:
-            self.run._model_seen(model)
-        if self.run._watched is not None:
-            self.run._watch_step(step, self.prefix)
+        self.after_step(step, model, self.prefix)
 
     def _add(self, name: str, value: Any) -> None:
         bucket = self.losses.get(name)
@@ -263,7 +265,7 @@ class StepLogger:
             bucket = self.losses[name] = []
         if is_tensor(value):
             if value.numel() != 1:
-                self.run._bad(f"loss/{name}", value, f"tensor of shape {tuple(value.shape)} "
+                self.reject(f"loss/{name}", value, f"tensor of shape {tuple(value.shape)} "
                                                       f"is not a scalar loss")
                 return
             value = value.detach()
@@ -330,7 +332,7 @@ class StepLogger:
         """A prefix (a pipeline stage) gives every key its own namespace and step axis."""
         if self.prefix:
             row = {self.prefix + k: v for k, v in row.items()}
-        self.run.log(row, step=step)
+        self.log(row, step=step)
 
     def close(self) -> None:
         """At finish: the steps since the last row get a final row at the last step."""

@@ -18,8 +18,9 @@ from typing import Any
 
 import orjson
 
+from ..store.manifest import manifest_of
 from ..store.segment_reader import list_segments, parse_lines
-from .reader import RunData, manifest_of, segment_info
+from .reader import RunData, segment_info
 
 ROW_START = b'{"k":"row",'
 PIECE = 16 << 20  # bytes read per step while counting

@@ -15,24 +15,12 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from ..store.layout import ManifestError, hostname, read_manifest, resolve_run
+from ..store.layout import hostname, owner_heartbeats, read_sink_status, runs_dir
+from ..store.liveness import STALE_AFTER, pid_alive
+from ..store.manifest import manifest_of, resolve_run
 from ..store.segment_reader import gc_paused, list_segments, read_from
-from ..store.steps import is_step_metric, step_metric_of
-from ..store.values import restore_nonfinite
-
-STALE_AFTER = 30.0  # seconds without a heartbeat before a running writer counts as dead
-
-
-def _restore(rec: dict[str, Any]) -> dict[str, Any]:
-    values = rec["v"]
-    nf = rec.get("nf")
-    if nf:
-        values = dict(values)
-        for k, tag in nf.items():
-            values[k] = restore_nonfinite(tag)
-    return values
+from ..store.steps import is_step_metric, namespace_of_step, step_metric_of
+from ..store.values import restore_values
 
 
 @dataclass
@@ -56,7 +44,7 @@ class RunData:
         with gc_paused():
             for rec in self.records:
                 if rec["k"] == "row":
-                    row = _restore(rec) if "nf" in rec else rec["v"]
+                    row = restore_values(rec) if "nf" in rec else rec["v"]
                     row["_x"] = rec["x"]
                     append(row)
         return out
@@ -72,7 +60,7 @@ class RunData:
             done.add(keys)
             for k in keys:
                 if k != "_x":
-                    seen[_ns(step_metric_of(k))] = None
+                    seen[namespace_of_step(step_metric_of(k))] = None
         return list(seen)
 
     def history(self, namespace: str | None = None) -> list[dict[str, Any]]:
@@ -116,7 +104,7 @@ class RunData:
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for rec in self._of("summary"):
-            out.update(_restore(rec))
+            out.update(restore_values(rec))
         return out
 
     @cached_property
@@ -216,8 +204,8 @@ class RunData:
         if owner.get("host") == hostname() and isinstance(owner.get("pid"), int):
             # Same host: the pid decides. A live process whose heartbeat is late (a long
             # C call holding the GIL) is still running.
-            return "running" if _pid_alive(owner["pid"]) else "crashed"
-        beats = [p.stat().st_mtime for p in (self.dir / "segments").glob("owner-*.beat")]
+            return "running" if pid_alive(owner["pid"]) else "crashed"
+        beats = [p.stat().st_mtime for p in owner_heartbeats(self.dir)]
         if beats and time.time() - max(beats) > STALE_AFTER:
             return "crashed"
         return "running"
@@ -232,47 +220,17 @@ class RunData:
             return str(last["close"].get("state") or "finished")
         pid, host = last.get("pid"), last.get("host")
         if host == hostname() and isinstance(pid, int):
-            return "running" if _pid_alive(pid) else "crashed"
+            return "running" if pid_alive(pid) else "crashed"
         return "unknown"
 
     @cached_property
     def wandb(self) -> dict[str, Any]:
         """The W&B sink's status (mode, run_dirs, state), written by the sidecar."""
-        try:
-            return orjson.loads((self.dir / "sinks" / "wandb.json").read_bytes())
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            return {}
+        return read_sink_status(self.dir, "wandb")
 
     @property
     def last_step(self) -> Any:
         return self.rows[-1]["_x"] if self.rows else None
-
-
-def _ns(step_key: str) -> str:
-    return "" if step_key == "step" else step_key[: -len("/step")]
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped) is not alive
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
-def manifest_of(rdir: Path) -> dict[str, Any]:
-    """run.json; when it is unreadable, what that error was (the segments still tell the
-    state, see `RunData._state_from_segments`)."""
-    try:
-        return read_manifest(rdir)
-    except ManifestError as exc:
-        return {"id": rdir.name, "state": "unknown", "manifest_error": str(exc)}
 
 
 def segment_info(first: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any]:
@@ -316,9 +274,7 @@ def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = 
 
 
 def list_runs(root: str | os.PathLike[str] | None = None) -> list[Path]:
-    from ..store.layout import root_dir
-
-    runs = root_dir(root) / "runs"
+    runs = runs_dir(root)
     if not runs.is_dir():
         return []
     return sorted((d for d in runs.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)

@@ -1,12 +1,17 @@
-"""What a sink has shipped: a byte offset per segment, and the next W&B `_step`.
+"""What a sink has shipped: a byte offset per segment, and the next sequence number.
 
-Shipping is exactly-once through a journal of recent batches. Each batch is journaled
-(segment ranges, first `_step`, how many steps it takes) before it goes to the sink.
-wandb-core writes its transaction log on its own schedule, so a batch the sink accepted
-may still be lost if the sidecar and wandb-core die together. A new shipper therefore
-asks the sink which `_step` W&B's own files really hold, rewinds to the first journaled
-batch that is not all there, and ships again exactly the part that is missing. Entries
-older than `keep` seconds are long flushed (the sink flushes every second) and dropped.
+The shipper numbers the records a sink keeps in order (for W&B, its history rows: the
+number is W&B's `_step`). Shipping is exactly-once through a journal of recent batches.
+Each batch is journaled (segment ranges, first sequence number, how many it takes)
+before it goes to the sink. A sink may make what it accepted durable on its own
+schedule (wandb-core writes its transaction log every second), so a batch it accepted
+may still be lost if the shipper and the sink's writer die together. A new shipper
+therefore asks the sink which sequence number its own files really hold, rewinds to the
+first journaled batch that is not all there, and ships again exactly the part that is
+missing. Entries older than `keep` seconds are long durable and dropped.
+
+On disk (`sinks/<sink>.cursor`) the numbers keep the names they had when W&B was the
+only sink, `next_step` and `first_step`, so cursors of existing runs read unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from ..store.layout import atomic_write_bytes
 class Cursor:
     path: Path
     offsets: dict[str, int] = field(default_factory=dict)
-    next_step: int = 0
+    next_seq: int = 0
     rows: int = 0
     journal: list[dict[str, Any]] = field(default_factory=list)
 
@@ -39,23 +44,24 @@ class Cursor:
             raise RuntimeError(f"steadyrun: cursor {path} is corrupt ({exc}); move it away "
                                f"to re-ship the run from the start") from exc
         return cls(path, offsets=dict(data.get("offsets") or {}),
-                   next_step=int(data.get("next_step", 0)), rows=int(data.get("rows", 0)),
+                   next_seq=int(data.get("next_step", 0)), rows=int(data.get("rows", 0)),
                    journal=list(data.get("journal") or []))
 
     def save(self) -> None:
         atomic_write_bytes(self.path, orjson.dumps({
-            "offsets": self.offsets, "next_step": self.next_step, "rows": self.rows,
+            "offsets": self.offsets, "next_step": self.next_seq, "rows": self.rows,
             "journal": self.journal}))
 
     def begin(self, start: dict[str, int], end: dict[str, int], steps: int, rows: int) -> None:
-        """Journal the batch about to be shipped, then advance as if it arrived."""
-        self.journal.append({"start": start, "end": end, "first_step": self.next_step,
+        """Journal the batch about to be shipped (`steps`: the sequence numbers it takes),
+        then advance as if it arrived."""
+        self.journal.append({"start": start, "end": end, "first_step": self.next_seq,
                              "steps": steps, "rows": rows, "t": time.time()})
         self.save()
 
-    def commit(self, end: dict[str, int], next_step: int, rows: int, keep: float = 60.0) -> None:
+    def commit(self, end: dict[str, int], next_seq: int, rows: int, keep: float = 60.0) -> None:
         self.offsets.update(end)
-        self.next_step = next_step
+        self.next_seq = next_seq
         self.rows += rows
         cutoff = time.time() - keep
         self.journal = [e for e in self.journal if e["t"] >= cutoff]
@@ -77,7 +83,8 @@ class Cursor:
         self.save()
 
     def first_missing(self, held: int | None) -> dict[str, Any] | None:
-        """The oldest journaled batch whose records W&B does not all hold."""
+        """The oldest journaled batch whose records the sink does not all hold (`held`: the
+        highest sequence number its own files hold)."""
         held = -1 if held is None else held
         for entry in self.journal:
             last = entry["first_step"] + max(entry["steps"], 1) - 1
@@ -99,4 +106,4 @@ class Cursor:
             for seg in e["end"]:
                 reset.setdefault(seg, 0)
         self.offsets.update(reset)
-        self.next_step = entry["first_step"]
+        self.next_seq = entry["first_step"]

@@ -1,8 +1,9 @@
 """The shipping loop shared by the sidecar (`--follow`) and `steadyrun sync` (once).
 
 It tails every segment of a run, including segments that appear later, merges each
-batch in time order, gives every record that becomes a W&B history row the next `_step`,
-hands the batch to a sink, and moves the cursor. With `follow`, it ends when the owner
+batch in time order, gives every record of a kind the sink sequences the sink's next
+sequence number (W&B: `_step`), hands the batch to the sink (sink.py), and moves the
+cursor. With `follow`, it ends when the owner
 has closed its segment and every other writer is closed or gone, or when the owner died
 (the run then ends as crashed). Either way, everything on disk is shipped first.
 """
@@ -17,25 +18,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from ..read.reader import STALE_AFTER, _pid_alive
-from ..store.layout import hostname, read_manifest, sinks_dir
+from ..store.layout import heartbeat_path, hostname, sink_path
+from ..store.liveness import beat_fresh, pid_alive
+from ..store.manifest import read_manifest
 from ..store.segment_reader import list_segments, read_from
 from .cursor import Cursor
+from .sink import Sink
 
-STEP_KINDS = frozenset(("row", "table", "image", "histogram"))  # each becomes one W&B history row
 BATCH_BYTES = 4 << 20
-
-
-class Sink(Protocol):
-    name: str
-
-    def open(self, manifest: dict[str, Any], first_step: int) -> None: ...
-    def recorded_max_step(self) -> int | None: ...
-    def settled(self) -> bool: ...
-    def ship(self, rec: dict[str, Any], step: int | None) -> None: ...
-    def close(self, exit_code: int, state: str) -> None: ...
 
 
 @dataclass
@@ -57,7 +49,7 @@ class Shipper:
         self.owner_pid = owner_pid
         self.poll = poll
         self.progress = progress
-        self.cursor = Cursor.load(sinks_dir(rdir) / f"{sink.name}.cursor")
+        self.cursor = Cursor.load(sink_path(rdir, sink.name, "cursor"))
         self._shipped = 0
         self._torn = 0
         self.stop_requested = False
@@ -85,42 +77,44 @@ class Shipper:
         batch.sort(key=lambda item: (item[2]["k"] != "metric", item[0], item[1]))
         return batch, end
 
-    def _ship(self, batch: list[tuple[float, int, dict[str, Any]]], first_step: int,
+    def _ship(self, batch: list[tuple[float, int, dict[str, Any]]], first_seq: int,
               skip_through: int | None = None) -> tuple[int, int]:
-        """Send a batch; `skip_through` is the last `_step` the sink already holds."""
-        step = first_step
+        """Send a batch; `skip_through` is the last sequence number the sink already holds.
+        Returns the next sequence number and the rows shipped."""
+        sequenced = self.sink.sequenced
+        seq = first_seq
         rows = 0
         recs = [rec for _, _, rec in batch]
         skip_until = -1
         if skip_through is not None:
-            # Skip every record up to the last step-consuming record the sink already has.
-            s = first_step
+            # Skip every record up to the last sequenced record the sink already has.
+            s = first_seq
             for idx, rec in enumerate(recs):
-                if rec["k"] in STEP_KINDS:
+                if rec["k"] in sequenced:
                     if s > skip_through:
                         break
                     skip_until = idx
                     s += 1
         for idx, rec in enumerate(recs):
             kind = rec["k"]
-            if kind in STEP_KINDS:
-                if idx > skip_until:
-                    self.sink.ship(rec, step)
-                    rows += kind == "row"
-                step += 1
-            elif idx > skip_until:
-                self.sink.ship(rec, None)
-        return step, rows
+            number = None
+            if kind in sequenced:
+                number = seq
+                seq += 1
+            if idx > skip_until:
+                self.sink.ship(rec, number)
+                rows += kind == "row"
+        return seq, rows
 
     # ------------------------------------------------------------------ the loop
     def recover(self) -> None:
-        """Re-ship what W&B's files lack from recent batches, skipping what arrived."""
+        """Re-ship what the sink's own files lack from recent batches, skipping what arrived."""
         if not self.cursor.journal:
             return
-        held = self.sink.recorded_max_step()
+        held = self.sink.durable_seq()
         entry = self.cursor.first_missing(held)
         if entry is None:
-            # W&B holds every journaled batch, also one that a killed shipper journaled and
+            # The sink holds every journaled batch, also one that a killed shipper journaled and
             # shipped but never committed: count it as shipped instead of shipping it twice.
             self.cursor.complete()
             return
@@ -129,18 +123,19 @@ class Shipper:
         first = entry["first_step"]
         skip = held if held is not None and held >= first else None
         self.cursor.begin(entry["start"], end, *self._count(batch))
-        next_step, rows = self._ship(batch, first, skip)
+        next_seq, rows = self._ship(batch, first, skip)
         self._shipped += rows
-        self.cursor.commit(end, next_step, self._count(batch)[1])
+        self.cursor.commit(end, next_seq, self._count(batch)[1])
 
-    @staticmethod
-    def _count(batch: list[tuple[float, int, dict[str, Any]]]) -> tuple[int, int]:
-        steps = rows = 0
+    def _count(self, batch: list[tuple[float, int, dict[str, Any]]]) -> tuple[int, int]:
+        """(sequence numbers the batch takes, rows in it)."""
+        sequenced = self.sink.sequenced
+        seqs = rows = 0
         for _, _, rec in batch:
-            if rec["k"] in STEP_KINDS:
-                steps += 1
-                rows += rec["k"] == "row"
-        return steps, rows
+            if rec["k"] in sequenced:
+                seqs += 1
+            rows += rec["k"] == "row"
+        return seqs, rows
 
     def step_once(self) -> int:
         """Ship one batch of whatever is new; return the number of records it held."""
@@ -151,9 +146,9 @@ class Shipper:
             return 0
         steps, rows = self._count(batch)
         self.cursor.begin(start, end, steps, rows)
-        next_step, shipped = self._ship(batch, self.cursor.next_step)
+        next_seq, shipped = self._ship(batch, self.cursor.next_seq)
         self._shipped += shipped
-        self.cursor.commit(end, next_step, rows)
+        self.cursor.commit(end, next_seq, rows)
         if self.progress is not None:
             self.progress(self._shipped, self._pending_bytes())
         return len(batch)
@@ -173,7 +168,7 @@ class Shipper:
         The sidecar waits for a previous one (a crash then a quick resume); a one-off
         sync on a run whose sidecar is still shipping leaves it to the sidecar.
         """
-        with _exclusive(sinks_dir(self.rdir) / f"{self.sink.name}.lock", wait=self.follow) as held:
+        with _exclusive(sink_path(self.rdir, self.sink.name, "lock"), wait=self.follow) as held:
             if not held:
                 return Outcome(0, self.cursor.rows, "busy", 0, self._torn)
             self.cursor = Cursor.load(self.cursor.path)  # the previous holder moved it
@@ -190,7 +185,7 @@ class Shipper:
             print(f"steadyrun: {exc}; shipping run {self.rdir.name} without its name, project "
                   f"and tags (W&B's defaults apply)", file=sys.stderr)
             manifest = {"id": self.rdir.name}
-        self.sink.open(manifest, self.cursor.next_step)
+        self.sink.open(manifest, self.cursor.next_seq)
         self.recover()
         while True:
             n = self.step_once()
@@ -220,8 +215,7 @@ class Shipper:
             tail_from = max(0, size - 4096)
             tail = read_from(path, tail_from).records if size else []
             close = tail[-1] if tail and tail[-1]["k"] == "close" else None
-            beat = path.with_suffix(".beat")
-            fresh = beat.exists() and time.time() - beat.stat().st_mtime < STALE_AFTER
+            fresh = beat_fresh(heartbeat_path(path))
             out.append({"name": path.stem, "role": first.get("role"), "pid": first.get("pid"),
                         "host": first.get("host"), "close": close, "fresh": fresh})
         return out
@@ -231,14 +225,14 @@ class Shipper:
             return False
         pid = seg.get("pid")
         if pid and seg.get("host") == hostname():
-            return _pid_alive(int(pid))
+            return pid_alive(int(pid))
         return seg["fresh"]  # another node's writer: judged by its heartbeat
 
     def _writers_done(self) -> tuple[bool, str]:
         segs = self._segment_states()
         owner = self._current_owner(segs)
         if owner is None:
-            return (self.owner_pid is not None and not _pid_alive(self.owner_pid)), "crashed"
+            return (self.owner_pid is not None and not pid_alive(self.owner_pid)), "crashed"
         if owner["close"] is not None:
             others_open = [s for s in segs if s is not owner and self._alive(s)]
             return not others_open, owner["close"]["state"]

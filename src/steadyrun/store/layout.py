@@ -1,7 +1,19 @@
-"""Where a run lives on disk, and the two file primitives everything else relies on.
+"""The names on disk: where a run lives, what each of its files is called, and the file
+primitives everything else relies on.
 
-Kept apart from the writer so the reader, the sidecar and the command line agree on
-one layout without importing the training-side machinery.
+The one module that spells a file or folder name of a run: the writer, the readers,
+the sidecar and the command line all ask it, so they cannot disagree.
+
+    <root>/runs/<run id>/
+      run.json                      the manifest (store/manifest.py)
+      context.json                  what a child process needs to join (log/context.py)
+      segments/<writer>.jsonl       one append-only log per writing process
+      segments/<writer>.beat        its heartbeat, touched every 2 s
+      media/ files/ artifacts/      images, saved files, artifact manifests
+      sinks/<sink>.cursor           what a sink has shipped
+      sinks/<sink>.lock             held by the one shipper of a sink
+      sinks/<sink>.json             a sink's status (mode, its own folders, state)
+      sinks/sidecar.log             the sidecar's output
 """
 
 from __future__ import annotations
@@ -15,7 +27,14 @@ import orjson
 RUN_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"  # [a-z0-9], valid in W&B ids
 RUN_ID_LENGTH = 8
 MANIFEST = "run.json"
-HEARTBEAT = "heartbeat"
+CONTEXT = "context.json"
+SEGMENTS = "segments"
+SINKS = "sinks"
+MEDIA = "media"
+FILES = "files"
+RUN_FOLDERS = (SEGMENTS, MEDIA, FILES, "artifacts", SINKS)
+SEGMENT_SUFFIX = ".jsonl"
+HEARTBEAT_SUFFIX = ".beat"
 
 
 def root_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -47,16 +66,48 @@ def is_run_id(text: str) -> bool:
     return (0 < len(text) <= 64 and text[0] not in "_-" and ID_CHARS.issuperset(text))
 
 
-def run_dir(run_id: str, root: str | os.PathLike[str] | None = None) -> Path:
-    return root_dir(root) / "runs" / run_id
+def runs_dir(root: str | os.PathLike[str] | None = None) -> Path:
+    """`<root>/runs`, the folder holding one folder per run."""
+    return root_dir(root) / "runs"
 
 
 def segments_dir(rdir: Path) -> Path:
-    return rdir / "segments"
+    return rdir / SEGMENTS
+
+
+def segment_path(rdir: Path, writer: str) -> Path:
+    return rdir / SEGMENTS / f"{writer}{SEGMENT_SUFFIX}"
+
+
+def heartbeat_path(segment: Path) -> Path:
+    """The heartbeat beside a segment: its mtime says the writer is alive."""
+    return segment.with_suffix(HEARTBEAT_SUFFIX)
+
+
+def owner_heartbeats(rdir: Path) -> list[Path]:
+    return list((rdir / SEGMENTS).glob(f"owner-*{HEARTBEAT_SUFFIX}"))
 
 
 def sinks_dir(rdir: Path) -> Path:
-    return rdir / "sinks"
+    return rdir / SINKS
+
+
+def sink_path(rdir: Path, sink: str, what: str) -> Path:
+    """`sinks/<sink>.<what>`: its `cursor`, `lock` or `json` status."""
+    return rdir / SINKS / f"{sink}.{what}"
+
+
+def sidecar_log_path(rdir: Path) -> Path:
+    return rdir / SINKS / "sidecar.log"
+
+
+def files_dir(rdir: Path) -> Path:
+    return rdir / FILES
+
+
+def is_run_dir(path: Path) -> bool:
+    """A folder that holds a run: its manifest, or at least its segments."""
+    return (path / MANIFEST).exists() or (path / SEGMENTS).is_dir()
 
 
 def hostname() -> str:
@@ -71,7 +122,7 @@ def hostname() -> str:
 
 def make_run_dirs(rdir: Path) -> None:
     """Create the run's folders owner-only: they may hold configs and code diffs."""
-    for sub in ("segments", "media", "files", "artifacts", "sinks"):
+    for sub in RUN_FOLDERS:
         (rdir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(rdir, 0o700)
 
@@ -92,77 +143,21 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-class ManifestError(RuntimeError):
-    """run.json is missing or unreadable; raised with the path so users can act on it."""
 
 
-def read_manifest(rdir: Path) -> dict[str, Any]:
-    path = rdir / MANIFEST
+# ---------------------------------------------------------------------- sink status
+def read_sink_status(rdir: Path, sink: str = "wandb") -> dict[str, Any]:
+    """`sinks/<sink>.json`, or {} before the sink first wrote it (or while it is torn)."""
     try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise ManifestError(f"no run at {rdir}: {path} is missing") from exc
-    except orjson.JSONDecodeError as exc:
-        raise ManifestError(f"{path} is corrupt ({exc}); the segments are intact") from exc
-    if not isinstance(data, dict):
-        raise ManifestError(f"{path} is corrupt: expected an object")
-    bad = [k for k, types in _FIELD_TYPES.items()
-           if k in data and data[k] is not None and not _typed(data[k], types)]
-    if bad:
-        # Valid JSON with fields of the wrong type (a hand edit, a bad merge): drop them and
-        # say so, rather than let `tags: 5` or `owner: "x"` crash a reader or the sidecar.
-        for k in bad:
-            del data[k]
-        data["manifest_error"] = (f"{path}: fields of the wrong type were ignored: "
-                                  f"{', '.join(bad)}")
-    return data
+        data = orjson.loads(sink_path(rdir, sink, "json").read_bytes())
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
-_STR = (str,)
-_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "id": _STR, "project": _STR, "entity": _STR, "name": _STR, "group": _STR,
-    "job_type": _STR, "notes": _STR, "mode": _STR, "state": _STR, "tags": (list,),
-    "owner": (dict,), "last_steps": (dict,), "global_step": (int,), "resumes": (int,),
-    "exit_code": (int,), "created_at": (int, float), "finished_at": (int, float),
-    "format": (int,),
-}
-
-
-def _typed(value: Any, types: tuple[type, ...]) -> bool:
-    if isinstance(value, bool):
-        return False
-    if not isinstance(value, types):
-        return False
-    if isinstance(value, list):
-        return all(isinstance(v, str) for v in value)
-    return True
-
-
-def update_manifest(rdir: Path, **fields: Any) -> dict[str, Any]:
-    """Read-modify-write of run.json. Only the owner writes it, so no lock is needed."""
-    try:
-        data = read_manifest(rdir)
-    except ManifestError:
-        data = {}
+def update_sink_status(rdir: Path, sink: str = "wandb", **fields: Any) -> dict[str, Any]:
+    """Read-modify-write of `sinks/<sink>.json`; one shipper per sink holds its lock."""
+    data = read_sink_status(rdir, sink)
     data.update(fields)
-    atomic_write_json(rdir / MANIFEST, data)
+    atomic_write_json(sink_path(rdir, sink, "json"), data)
     return data
-
-
-def resolve_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
-    """Accept a run id, an id prefix, or a path to a run folder."""
-    p = Path(ref)
-    if (p / MANIFEST).exists() or (p / "segments").is_dir():
-        return p
-    runs = root_dir(root) / "runs"
-    direct = runs / str(ref)
-    if direct.is_dir():
-        return direct
-    if runs.is_dir():
-        matches = [d for d in runs.iterdir() if d.name.startswith(str(ref))]
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            names = ", ".join(sorted(d.name for d in matches))
-            raise ManifestError(f"run {ref!r} is ambiguous: {names}")
-    raise ManifestError(f"no run {ref!r} under {runs}")

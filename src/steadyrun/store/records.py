@@ -3,8 +3,8 @@
 Every record has `k` (its kind) and `t` (wall time). The reader and the sinks switch
 on `k`; nothing else in a record is positional, so new fields never break old readers.
 
-Kinds: open, row, summary, config, metric, table, image, file, artifact, alert, event,
-close. Rows carry `x` (the row's step) and `v` (values, step metrics included); a
+Kinds: open, row, summary, config, metric, table, histogram, image, file, artifact,
+alert, event, close. Rows carry `x` (the row's step) and `v` (values, step metrics included); a
 non-finite float is written as null in `v` and named in `nf`, since JSON has no NaN.
 """
 
@@ -33,7 +33,7 @@ def encode_row(x: int, t: float, values: dict[str, Any],
     caught here, on the writer thread, where they cost nothing in the common case. A key
     in `reported` already has its `rejected` event and gets no second one.
     """
-    rec: dict[str, Any] = {"k": "row", "t": t, "x": x, "v": values}
+    rec = row(x, t, values)
     try:
         total = sum(values.values())
         finite = total - total == 0.0
@@ -64,8 +64,12 @@ def opened(writer: str, role: str, pid: int, host: str, **extra: Any) -> dict[st
             "host": host, **extra}
 
 
-def row(x: int, values: dict[str, Any], nonfinite: dict[str, str] | None) -> dict[str, Any]:
-    rec = {"k": "row", "t": time.time(), "x": x, "v": values}
+def row(x: int, t: float, values: dict[str, Any],
+        nonfinite: dict[str, str] | None = None) -> dict[str, Any]:
+    """The one shape of a row: the training thread's slow path, the writer thread's raw
+    rows (`encode_row`) and the deferred tensor rows all build it here. `t` is the time
+    of the `log` call, which a deferred row keeps though it is written later."""
+    rec: dict[str, Any] = {"k": "row", "t": t, "x": x, "v": values}
     if nonfinite:
         rec["nf"] = nonfinite
     return rec

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from .layout import SEGMENT_SUFFIX, segments_dir
+
 
 @dataclass
 class Chunk:
@@ -134,12 +136,7 @@ def _salvage(line: bytes) -> Any:
 
 
 def list_segments(rdir: Path) -> list[Path]:
-    seg = rdir / "segments"
+    seg = segments_dir(rdir)
     if not seg.is_dir():
         return []
-    return sorted(seg.glob("*.jsonl"))
-
-
-def iter_all(rdir: Path) -> Iterator[tuple[Path, Chunk]]:
-    for path in list_segments(rdir):
-        yield path, read_from(path)
+    return sorted(seg.glob(f"*{SEGMENT_SUFFIX}"))

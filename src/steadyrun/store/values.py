@@ -15,6 +15,10 @@ INT64_MIN = -(2**63)
 UINT64_MAX = 2**64 - 1
 
 
+class SteadyrunWarning(UserWarning):
+    """Warnings about the user's input; filter on this class to silence or escalate them."""
+
+
 class Rejected(Exception):
     """A value or key that cannot be logged; `exc_type` says which builtin error to raise."""
 
@@ -36,6 +40,20 @@ def restore_nonfinite(tag: str) -> float:
     return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[tag]
 
 
+def restore_values(rec: dict[str, Any]) -> dict[str, Any]:
+    """A row's or summary's values with each non-finite value back in place of its null.
+
+    The record itself is left as it was (a copy is made only when there is one to put
+    back), so the reader and the sinks can share records."""
+    values = rec["v"]
+    nf = rec.get("nf")
+    if nf:
+        values = dict(values)
+        for k, tag in nf.items():
+            values[k] = restore_nonfinite(tag)
+    return values
+
+
 def check_key(key: Any) -> str:
     if type(key) is not str:
         raise Rejected(key, f"keys must be str, got {type(key).__name__}")
@@ -55,8 +73,10 @@ def check_key(key: Any) -> str:
 def to_number(key: str, value: Any) -> int | float | bool:
     """Coerce a scalar to a Python number, or raise Rejected naming key and type.
 
-    0-d tensors are read here with `.item()`; the deferred path of `log_training_step`
-    avoids that sync, while plain `log` documents it.
+    What reaches here is read at once: CPU tensors (`.item()` costs a microsecond, nothing
+    waits on them) and step metrics. A tensor on a device never does: `Run.log` holds it
+    (log/deferred.py) and `log_training_step` keeps it, and both read a whole interval's
+    tensors with one host transfer.
     """
     tv = type(value)
     if tv is float or tv is bool:

@@ -1,10 +1,11 @@
 """Map steadyrun records onto W&B semantics (DESIGN.md sections 3 and 4).
 
-This is the only module that imports wandb, and it runs only in the sidecar (or its
-thread fallback), never on the training thread. The sink owns `_step`: the shipper
-hands every history-bound record the next integer, so W&B never drops a row, and each
-key gets an exact-key `define_metric(key, step_metric=<its namespace step>)` before its
-first row, so charts use the right axis and are never empty.
+This module and its folder are the only ones that import wandb, and they run only in
+the sidecar (or its thread fallback), never on the training thread. The sink owns
+`_step`: every record that becomes a W&B history row is sequenced (ship/sink.py), so the
+shipper hands it the next integer and W&B never drops a row; and each key gets an
+exact-key `define_metric(key, step_metric=<its namespace step>)` before its first row,
+so charts use the right axis and are never empty.
 """
 
 from __future__ import annotations
@@ -17,27 +18,20 @@ from typing import Any
 
 import orjson
 
-from ...store.layout import atomic_write_json, sinks_dir
+from ...store.layout import read_sink_status, update_sink_status
 from ...store.records import GOALS
 from ...store.steps import is_step_metric, step_metric_of
-from ...store.values import restore_nonfinite
+from ...store.values import restore_values
 from .budget import RowBudget, defined_metrics
+
+NAME = "wandb"
+HISTORY_KINDS = frozenset(("row", "table", "image", "histogram"))  # one W&B history row each
 
 
 def wandb_dir_for(rdir: Path) -> Path:
     """WANDB_DIR keeps its meaning; by default W&B's files live inside the run folder."""
     env = os.environ.get("WANDB_DIR")
     return Path(env) if env else rdir
-
-
-def _values(rec: dict[str, Any]) -> dict[str, Any]:
-    values = rec["v"]
-    nf = rec.get("nf")
-    if nf:
-        values = dict(values)
-        for k, tag in nf.items():
-            values[k] = restore_nonfinite(tag)
-    return values
 
 
 def _no_analytics() -> None:
@@ -60,8 +54,22 @@ def wandb_error() -> type[Exception]:
     return wandb.Error
 
 
+def make_sink(rdir: Path, mode: str, *, owner_pid: int | None = None,
+              init_timeout: float = 30.0, in_thread: bool = False) -> WandbSink:
+    """The sink for one shipping pass in `mode` (online or offline). Online, the run's
+    earlier offline pieces are uploaded first: W&B's steps must only increase."""
+    if mode == "online":
+        from .upload import upload_offline_dirs
+
+        upload_offline_dirs(rdir)
+    return WandbSink(rdir, mode, owner_pid=owner_pid, init_timeout=init_timeout,
+                     teardown=not in_thread)
+
+
 class WandbSink:
-    name = "wandb"
+    name = NAME
+    label = "W&B"
+    sequenced = HISTORY_KINDS
 
     def __init__(self, rdir: Path, mode: str, *, owner_pid: int | None = None,
                  init_timeout: float = 30.0, teardown: bool = True) -> None:
@@ -83,16 +91,10 @@ class WandbSink:
     # ------------------------------------------------------------------ status
     def status(self, **fields: Any) -> None:
         """sinks/wandb.json: what the CLI and demo show about W&B (mode, folders, state)."""
-        path = sinks_dir(self.rdir) / "wandb.json"
-        try:
-            data = orjson.loads(path.read_bytes())
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            data = {}
-        data.update(fields, updated_at=time.time())
-        atomic_write_json(path, data)
+        update_sink_status(self.rdir, NAME, **fields, updated_at=time.time())
 
     # ------------------------------------------------------------------ lifecycle
-    def open(self, manifest: dict[str, Any], first_step: int) -> None:
+    def open(self, manifest: dict[str, Any], first_seq: int) -> None:
         import wandb
 
         self._run_id = manifest.get("id", self.rdir.name)
@@ -121,11 +123,7 @@ class WandbSink:
             settings=settings, reinit="create_new",
         )
         run_dir = str(Path(self.run.dir).parent)
-        try:
-            known = orjson.loads((sinks_dir(self.rdir) / "wandb.json").read_bytes())
-            dirs = list(known.get("run_dirs") or [])
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            dirs = []
+        dirs = list(read_sink_status(self.rdir, NAME).get("run_dirs") or [])
         if run_dir not in dirs:
             dirs.append(run_dir)
         # Online, the page of the run: printed at finish and by `steadyrun show` (seed 004).
@@ -135,13 +133,9 @@ class WandbSink:
 
     def settled(self) -> bool:
         """The W&B run was finished after the last record shipped: nothing to redo."""
-        try:
-            data = orjson.loads((sinks_dir(self.rdir) / "wandb.json").read_bytes())
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            return False
-        return bool(data.get("finished"))
+        return bool(read_sink_status(self.rdir, NAME).get("finished"))
 
-    def recorded_max_step(self) -> int | None:
+    def durable_seq(self) -> int | None:
         """The highest `_step` W&B's own transaction logs hold for this run id."""
         from .txlog import find_run_files, iter_records
 
@@ -181,6 +175,7 @@ class WandbSink:
 
     # ------------------------------------------------------------------ records
     def ship(self, rec: dict[str, Any], step: int | None) -> None:
+        """One record; `step` is its `_step` (its sequence number) for a history row."""
         kind = rec["k"]
         handler = getattr(self, f"_ship_{kind}", None)
         if handler is not None:
@@ -201,7 +196,7 @@ class WandbSink:
         self.run.define_metric(key, step_metric=step_metric_of(key))
 
     def _ship_row(self, rec: dict[str, Any], step: int | None) -> None:
-        values = _values(rec)
+        values = restore_values(rec)
         if self.budget is not None and not self.budget.keep(rec.get("t", 0.0), values):
             return  # kept locally; its `_step` stays unused, so W&B's steps keep their order
         for key in values:
@@ -213,7 +208,7 @@ class WandbSink:
         self.run.log(values, step=step, commit=True)
 
     def _ship_summary(self, rec: dict[str, Any], step: int | None) -> None:
-        values = _values(rec)
+        values = restore_values(rec)
         if self.budget is not None:
             self.budget.summary_set(values)
         self.run.summary.update(values)

@@ -13,16 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import orjson
-
-from ...store.layout import atomic_write_json, sinks_dir
+from ...store.layout import read_sink_status, update_sink_status
 
 
 def pending_offline_dirs(rdir: Path) -> list[str]:
-    try:
-        status = orjson.loads((sinks_dir(rdir) / "wandb.json").read_bytes())
-    except (FileNotFoundError, orjson.JSONDecodeError):
-        return []
+    status = read_sink_status(rdir, "wandb")
     done = set(status.get("uploaded") or [])
     return [d for d in status.get("run_dirs") or []
             if "offline-run-" in Path(d).name and d not in done and Path(d).is_dir()]
@@ -40,8 +35,6 @@ def upload_offline_dirs(rdir: Path, timeout: float = 600.0) -> list[str]:
                   f"{proc.stderr.strip()[-500:]}", file=sys.stderr)
             break
         uploaded.append(folder)
-        path = sinks_dir(rdir) / "wandb.json"
-        status = orjson.loads(path.read_bytes())
-        status["uploaded"] = list(dict.fromkeys([*(status.get("uploaded") or []), folder]))
-        atomic_write_json(path, status)
+        done_before = read_sink_status(rdir, "wandb").get("uploaded") or []
+        update_sink_status(rdir, "wandb", uploaded=list(dict.fromkeys([*done_before, folder])))
     return uploaded

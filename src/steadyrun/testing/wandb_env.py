@@ -1,7 +1,7 @@
 """A private W&B environment for a script: no key, no home-folder state, no launcher.
 
-Shared by the tests (through wandb_helpers) and benchmarks/ (which add tests/ to
-sys.path): plain stdlib, so importing it loads nothing that a benchmark would measure.
+Shared by the tests (through wandb_helpers) and benchmarks/. Plain stdlib, so importing
+it loads nothing that a benchmark would measure.
 """
 
 from __future__ import annotations

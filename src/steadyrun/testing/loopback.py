@@ -1,7 +1,8 @@
 """A W&B stand-in on 127.0.0.1 that misbehaves on purpose, for the network-fault tests.
 
 One server serves tests/test_network_faults.py, tests/faults/ (as `fault_helpers.FaultServer`)
-and benchmarks/raw_wandb_faults.py. Plain stdlib; it only ever binds 127.0.0.1.
+and benchmarks/raw_wandb_faults.py, so raw wandb and steadyrun meet the same faults. Plain
+stdlib; it only ever binds 127.0.0.1, so a test never reaches or exposes a real network.
 
 Kinds:
   refused        nothing listens on the port

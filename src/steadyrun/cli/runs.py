@@ -1,0 +1,65 @@
+"""`steadyrun runs [--json]`: every run under the root, one line each.
+
+Read from an overview of each run (read/overview.py), not every row, so a folder of
+large runs lists in a fraction of a second per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import orjson
+
+
+def register(sub: Any) -> None:
+    r = sub.add_parser("runs", help="list runs")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=cmd_runs)
+
+
+def _age(ts: float | None) -> str:
+    if not ts:
+        return "?"
+    s = max(0, time.time() - ts)
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= n:
+            return f"{int(s // n)}{unit}"
+    return f"{int(s)}s"
+
+
+def run_row(data: Any, rows: int | None = None, last_step: Any = None) -> dict[str, Any]:
+    m = data.manifest
+    if rows is None:
+        rows, last_step = len(data.rows), data.last_step
+    return {"id": data.id, "name": m.get("name"), "project": m.get("project"),
+            "state": data.state, "rows": rows, "last_step": last_step,
+            "age": _age(m.get("created_at")), "dir": str(data.dir)}
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..read.overview import overview
+    from ..read.reader import list_runs
+
+    rows = [run_row(*overview(d)) for d in list_runs(args.dir)]
+    if args.json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    if not rows:
+        print(f"no runs under {args.dir or 'STEADYRUN_DIR or ./steadyrun'}")
+        return 0
+    table = Table(title="steadyrun runs")
+    for col in ("id", "name", "project", "state", "rows", "last step", "age"):
+        table.add_column(col, justify="right" if col in ("rows", "last step", "age") else "left")
+    colors = {"running": "cyan", "finished": "green", "failed": "red", "crashed": "red"}
+    for r in rows:
+        state = f"[{colors.get(r['state'], 'white')}]{r['state']}[/]"
+        table.add_row(r["id"], str(r["name"]), str(r["project"]), state, str(r["rows"]),
+                      str(r["last_step"]), r["age"])
+    Console().print(table)
+    return 0
