@@ -20,10 +20,15 @@ $(VENV)/.dev: pyproject.toml $(BIN)/python
 demo: $(VENV)/.demo
 	$(BIN)/steadyrun demo
 
-test: $(VENV)/.dev
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pip check  # the offline part of the dependency audit (see make audit)
 	$(BIN)/python -m pytest -q -n 2 tests
+
+# ruff, and the import-linter contracts of pyproject.toml: a layer importing one above it,
+# a cycle between sibling modules, or wandb/torch/numpy on the import path fails here.
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/run_all.py

@@ -31,11 +31,13 @@ from typing import Any
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from wandb_isolation import wandb_env  # noqa: E402  (plain stdlib, nothing measured)
+from steadyrun.testing import wandb_env  # plain stdlib: loads nothing a benchmark measures
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+# Every measured output (tables, raw numbers, curves) goes here, in one folder beside
+# the scripts; run_all.py names the same folder for its own default.
+RESULTS = HERE / "results"
 PY = sys.executable
 
 # Variables of the caller that would change what steadyrun or wandb do in a benchmark.
@@ -47,8 +49,8 @@ def parse_args(doc: str | None, extra: Callable[[argparse.ArgumentParser], None]
     p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     p.add_argument("--quick", action="store_true", help="a fast smoke variant (smaller sizes)")
     p.add_argument("--json", type=Path, default=None, help="write the result rows here")
-    p.add_argument("--out", type=Path, default=HERE,
-                   help="folder for side outputs (CSV, PNG); default: benchmarks/")
+    p.add_argument("--out", type=Path, default=RESULTS,
+                   help="folder for side outputs (CSV, PNG); default: benchmarks/results/")
     p.add_argument("--workdir", type=Path, default=None,
                    help="scratch folder for runs (default: a fresh temporary folder)")
     if extra is not None:
@@ -66,8 +68,8 @@ def workdir(args: argparse.Namespace, name: str) -> Path:
 
 # ---------------------------------------------------------------------- environments
 def bench_env(base: Path, **extra: str | None) -> dict[str, str]:
-    """The tests' private W&B environment (tests/wandb_isolation.py), plus W&B offline
-    runs under `base` and W&B kept silent."""
+    """The tests' private W&B environment (`steadyrun.testing.wandb_env`), plus W&B
+    offline runs under `base` and W&B kept silent."""
     env = wandb_env(base, WANDB_SILENT="true", WANDB_CONSOLE="off",
                     WANDB_DIR=str(base / "wandb-runs"), **extra)
     (base / "wandb-runs").mkdir(parents=True, exist_ok=True)

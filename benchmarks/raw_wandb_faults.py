@@ -9,8 +9,9 @@ own transaction log (`run-<id>.wandb`) holds with `steadyrun.ship.wandb.txlog`. 
 cases use `init_timeout=10` instead of wandb's default of 90 s, so they take 10 s
 rather than 90 s; the figure to expect with the default is stated beside them.
 
-Writes docs/raw_wandb_faults.json (one object per case: what was done, what happened,
-the figures), which tests/faults/make_scorecard.py puts next to steadyrun's figures.
+Writes benchmarks/results/raw_wandb_faults.json (one object per case: what was done,
+what happened, the figures), which tests/faults/make_scorecard.py puts next to
+steadyrun's figures.
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-from loopback import FaultServer  # noqa: E402  (the tests' loopback W&B stand-in)
+from steadyrun.testing import FaultServer  # the fault suite's W&B stand-in: same faults
 
-OUT = REPO / "docs" / "raw_wandb_faults.json"
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "benchmarks" / "results" / "raw_wandb_faults.json"
 FAKE_KEY = "0123456789abcdef0123456789abcdef01234567"
 INIT_TIMEOUT = 10
 CLEARED = ("WANDB_MODE", "WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_DIR", "WANDB_PROJECT",
@@ -373,7 +373,6 @@ def run_case(name: str, scratch: Path) -> dict[str, Any]:
 
 def _after_sigkill(cwd: Path) -> dict[str, Any]:
     """Count what the log of a SIGKILLed offline run holds, once wandb-core has exited."""
-    sys.path.insert(0, str(REPO / "src"))
     from steadyrun.ship.wandb import txlog as wandb_txlog
 
     files = sorted(cwd.rglob("run-*.wandb"))

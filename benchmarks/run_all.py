@@ -6,7 +6,8 @@
 
 Writes results.md (a Markdown table: benchmark, steadyrun figure, baseline figure,
 ratio, target, met?) and results.json (the same rows with their raw numbers, and the
-machine they ran on) into --out (default: benchmarks/). A full run of every section into
+machine they ran on) into --out (default: benchmarks/results/, where every measured
+output of benchmarks/ and of the fault scorecard lives). A full run of every section into
 the default folder also refreshes the table between README.md's `bench:start` and
 `bench:end` markers (the rows with a target, and the throughputs). A script that fails or times
 out still gets its rows in the table, marked as failed, and makes the exit code 1.
@@ -33,6 +34,7 @@ import orjson
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+RESULTS = HERE / "results"  # the default --out of every script (_common.RESULTS)
 
 # (script, section, row ids it writes, full-run timeout in seconds), in run order.
 SCRIPTS: list[tuple[str, str, list[str], int]] = [
@@ -195,7 +197,7 @@ def update_readme(rows: list[dict[str, Any]], meta: dict[str, Any],
     m = meta["machine"]
     lines = [f"{m.get('cpus')} CPUs ({m.get('cpu')}), load {meta['load_range']}, "
              f"{meta['date']}; every row of it in "
-             "[benchmarks/results.md](benchmarks/results.md).", "",
+             "[benchmarks/results/results.md](benchmarks/results/results.md).", "",
              "| benchmark | steadyrun | baseline | ratio | target | met? |",
              "|---|---|---|---|---|---|"]
     for r in rows:
@@ -213,7 +215,8 @@ def update_readme(rows: list[dict[str, Any]], meta: dict[str, Any],
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    p.add_argument("--out", type=Path, default=HERE, help="where results.md/json go")
+    p.add_argument("--out", type=Path, default=RESULTS,
+                   help="where results.md/json and the scripts' side outputs go")
     p.add_argument("--only", default="", help="comma-separated sections, e.g. a,f")
     args = p.parse_args()
     args.out = args.out.resolve()
@@ -243,7 +246,7 @@ def main() -> int:
         {"meta": meta, "rows": all_rows}, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
         default=str))
     failed = [s["script"] for s in statuses if s["returncode"] != 0]
-    if not args.quick and not only and args.out == HERE and update_readme(all_rows, meta):
+    if not args.quick and not only and args.out == RESULTS and update_readme(all_rows, meta):
         print("refreshed the table in README.md")
     print(f"wrote {args.out / 'results.md'} and results.json in {meta['seconds']:.0f} s"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""))
