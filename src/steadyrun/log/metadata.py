@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..store.layout import FILES
 from ..store.redact import redact_argv, redact_code, redact_text
 from .port import RunPort
 
@@ -335,7 +336,7 @@ class Collector:
             path = Path(tmp) / "git_diff.patch"
             path.write_text(data, encoding="utf-8")
             saved = self.run.save(path)
-        return "files/git_diff.patch" if saved is not None else None
+        return f"{FILES}/{path.name}" if saved is not None else None
 
     def _record(self) -> None:
         if not self.run.finished():

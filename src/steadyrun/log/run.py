@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from ..store import records
+from ..store.layout import MANIFEST
 from ..store.manifest import update_manifest
 from ..store.steps import StepTracker, is_step_metric, namespace_of_step, step_metric_of
 from ..store.values import Rejected, SteadyrunWarning, check_key, nonfinite_tag, to_number
@@ -317,7 +318,7 @@ class Run(RunExtras):
             except OSError as exc:
                 # A folder gone read-only or full must not fail the end of training: the
                 # segment's close record already says how the run ended.
-                print(f"steadyrun: cannot update {self.dir / 'run.json'} ({exc}); the run's "
+                print(f"steadyrun: cannot update {self.dir / MANIFEST} ({exc}); the run's "
                       f"end is still recorded in its segment", file=sys.stderr)
         if self._sidecar is not None:
             self._sidecar.finish(timeout)

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ..store import records
+from ..store.layout import FILES, MEDIA, files_dir
 from ..store.redact import redact_code, redact_value
 from ..store.steps import step_metric_of
 from ..store.values import Rejected, check_key, nonfinite_tag, to_number
@@ -124,7 +125,7 @@ class RunExtras:
         try:
             check_key(key)
             self._media_counter += 1
-            rel = f"media/{safe_name(key)}_{self._media_counter}_{os.getpid()}.png"
+            rel = f"{MEDIA}/{safe_name(key)}_{self._media_counter}_{os.getpid()}.png"
             write_png(image, self.dir / rel)
             os.chmod(self.dir / rel, 0o600)  # owner-only whatever the umask
         except Rejected as exc:
@@ -210,8 +211,8 @@ class RunExtras:
             self._bad(str(path), path, "save() needs an existing file", ValueError)
             return None
         dest_name = name or src.name
-        dest = (self.dir / "files" / dest_name).resolve()
-        if not dest.is_relative_to((self.dir / "files").resolve()):
+        dest = (files_dir(self.dir) / dest_name).resolve()
+        if not dest.is_relative_to(files_dir(self.dir).resolve()):
             self._bad(str(path), path, f"name {dest_name!r} escapes the files/ folder",
                       ValueError)
             return None
@@ -222,7 +223,7 @@ class RunExtras:
         except OSError as exc:  # a full or read-only folder, a name that is a folder
             self._bad(str(path), path, f"cannot copy it to {dest}: {exc}", OSError)
             return None
-        self._append(records.encode(records.file(f"files/{dest_name}", dest_name)))
+        self._append(records.encode(records.file(f"{FILES}/{dest_name}", dest_name)))
         return dest
 
     def alert(self, title: str, text: str = "", level: str = "WARN") -> None:

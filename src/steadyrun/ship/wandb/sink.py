@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ...store.layout import read_sink_status, update_sink_status
+from ...store.layout import files_dir, read_sink_status, update_sink_status
 from ...store.records import GOALS
 from ...store.steps import is_step_metric, step_metric_of
 from ...store.values import restore_values
@@ -267,7 +267,7 @@ class WandbSink:
     def _ship_file(self, rec: dict[str, Any], step: int | None) -> None:
         path = self.rdir / rec["path"]
         if path.exists():
-            self.run.save(str(path), base_path=str(self.rdir / "files"), policy="now")
+            self.run.save(str(path), base_path=str(files_dir(self.rdir)), policy="now")
 
     def _ship_artifact(self, rec: dict[str, Any], step: int | None) -> None:
         if not rec.get("upload"):
