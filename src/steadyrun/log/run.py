@@ -1,9 +1,9 @@
 """The `Run` handle: turns API calls into records on this process's segment.
 
 Everything here runs on the training thread, so `log` is written for speed: numbers of
-known keys take a fast path of type checks, one step stamp, one orjson encode and one
-deque append. Anything unusual (a new key, a non-number, NaN, a pending row) goes
-through `_log_slow`, which applies the same rules with full checks.
+known keys take a fast path of type checks, one step stamp and one deque append (the
+writer thread encodes the row). Anything unusual (a new key, a non-number, NaN, a
+pending row) goes through `_log_slow`, which applies the same rules with full checks.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ..store import records
 from ..store.layout import MANIFEST
 from ..store.manifest import update_manifest
@@ -31,11 +29,9 @@ from .port import RunPort
 from .run_extras import RunExtras
 from .segment_writer import SegmentWriter
 
-_dumps = orjson.dumps
 _time = time.time
 _NUMERIC = frozenset((float, int))
 _PLAIN = frozenset((float, int, bool, type(None)))
-
 
 
 class Run(RunExtras):
