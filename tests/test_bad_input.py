@@ -365,3 +365,28 @@ def test_bools_are_accepted(new_run):
     rows = steadyrun.open_run(run.id).rows
     assert [(r["yes"], r["no"]) for r in rows] == [(True, False), (False, True)]
     assert all(type(r["yes"]) is bool for r in rows)
+
+
+def test_every_distinct_bad_step_is_warned_and_recorded(new_run):
+    """`step=1.5` then `step=2**70` then `step="7"`: three problems, three warnings and
+    three `rejected` events (only the first was, before); a repeat is counted."""
+    run = new_run()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run.log({"a": 1.0}, step=1.5)
+        run.log({"a": 2.0}, step=2**70)
+        run.log({"a": 3.0}, step="7")
+        run.log({"a": 4.0}, step=2.5)  # the same problem as 1.5: counted, not warned
+        run.log([1, 2])
+        run.log(None)
+    warned = _steadyrun_warnings(caught)
+    assert len(warned) == 5, warned
+    run.finish()
+    data = steadyrun.open_run(run.id)
+    rejected = [(e["key"], e["value_type"]) for e in _rejected(data)]
+    assert rejected == [("step=", "float"), ("step=", "int"), ("step=", "str"),
+                        ("<metrics>", "list"), ("<metrics>", "NoneType")]
+    counts = [(e["key"], e["value_type"], e["count"]) for e in data.events
+              if e["type"] == "rejected_count"]
+    assert counts == [("step=", "float", 2)]
+    assert [r["a"] for r in data.rows] == [1.0, 2.0, 3.0, 4.0]  # at the global step

@@ -63,7 +63,7 @@ class Run(RunExtras):
         self._pending_nf: dict[str, str] | None = None
         self._pending_step: int | None = None
         self._warned: set[Any] = set()
-        self._rejected_counts: dict[str, int] = {}
+        self._rejected_counts: dict[tuple[str, str, str], int] = {}  # per problem
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
@@ -246,21 +246,28 @@ class Run(RunExtras):
 
     def _bad(self, key: Any, value: Any, reason: str,
              exc_type: type[Exception] = TypeError) -> None:
-        """Strict: raise. Default: warn once per key, record every key's first rejection."""
+        """Strict: raise. Default: warn once per distinct problem and record it as a
+        `rejected` event; repeats of a problem are counted (`rejected_count` at finish).
+
+        A problem is a key with a kind of value and an error: `step=1.5`, `step=2**70`
+        and `step="7"` are three problems, each warned and recorded, while the same bad
+        key logged every step is one warning, one event and a count."""
         label = key if isinstance(key, str) else repr(key)
         if self.strict:
             raise exc_type(f"steadyrun: {label!r}: {reason}")
-        count = self._rejected_counts.get(label, 0)
-        self._rejected_counts[label] = count + 1
+        value_type = type(value).__name__
+        problem = (label, value_type, exc_type.__name__)
+        count = self._rejected_counts.get(problem, 0)
+        self._rejected_counts[problem] = count + 1
         if count:
             return
         site = user_site()
         self._writer.rejected_keys.add(label)
         self._append(records.encode(records.event(
-            "rejected", key=label[:500], value_type=type(value).__name__, reason=reason, site=site)))
-        warnings.warn(f"steadyrun: skipped {label!r} ({type(value).__name__}): {reason} "
-                      f"[at {site}]. Recorded as a 'rejected' event; warned once per key.",
-                      SteadyrunWarning, stacklevel=user_stacklevel())
+            "rejected", key=label[:500], value_type=value_type, reason=reason, site=site)))
+        warnings.warn(f"steadyrun: skipped {label!r} ({value_type}): {reason} [at {site}]. "
+                      f"Recorded as a 'rejected' event; warned once per key and kind of "
+                      f"value.", SteadyrunWarning, stacklevel=user_stacklevel())
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -299,9 +306,10 @@ class Run(RunExtras):
             if exit_code is None:
                 exit_code = 1 if self._failed else 0
             state = "finished" if exit_code == 0 else "failed"
-            for key, n in self._rejected_counts.items():
+            for (key, value_type, _), n in self._rejected_counts.items():
                 if n > 1:
-                    self._append(records.encode(records.event("rejected_count", key=key, count=n)))
+                    self._append(records.encode(records.event(
+                        "rejected_count", key=key, value_type=value_type, count=n)))
             self._append(records.encode(records.closed(exit_code, state)))
             self._finished = True
             self._fast = (None, ())  # later log() calls take the slow path, which refuses them
