@@ -429,6 +429,27 @@ def test_finish_is_idempotent_and_log_after_finish_is_ignored(new_run):
     assert data.state == "finished"
 
 
+def test_summary_and_config_after_finish_are_kept_and_said(new_run):
+    """They used to vanish without a word. The run's segment stays sealed (its last
+    record says how the run ended); the late values go into a segment of their own."""
+    run = new_run()
+    run.log({"a": 1})
+    run.finish()
+    with pytest.warns(SteadyrunWarning, match="after finish"):
+        run.summary["final/acc"] = 0.97
+    run.config.update({"note": "set late"})
+    with pytest.warns(SteadyrunWarning, match="finish"):
+        run.log({"a": 2})
+    data = steadyrun.open_run(run.id)
+    assert data.summary["final/acc"] == 0.97
+    assert data.config["note"] == "set late"
+    assert [r["a"] for r in data.rows] == [1]
+    assert any(e["type"] == "rejected" and e["key"] == "log" for e in data.events)
+    assert data.state == "finished"
+    owner = [info for info in data.segments.values() if info["role"] == "owner"]
+    assert owner and all(info["closed"] for info in data.segments.values())
+
+
 def test_finish_with_an_exit_code_marks_failed(new_run):
     run = new_run()
     run.finish(exit_code=3)

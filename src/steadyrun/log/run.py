@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import records
-from ..store.layout import MANIFEST
+from ..store.layout import MANIFEST, hostname, segment_path
 from ..store.manifest import update_manifest
 from ..store.steps import StepTracker, is_step_metric, namespace_of_step, step_metric_of
 from ..store.values import Rejected, SteadyrunWarning, check_key, nonfinite_tag, to_number
@@ -71,6 +71,7 @@ class Run(RunExtras):
         # thread never pairs one key set with another's plan.
         self._fast: tuple[Any, tuple[str, ...]] = (None, ())
         self._finished = False
+        self._late_warned = False
         self._failed = False
         self._media_counter = 0
         self.summary = RunMapping(self._on_summary)
@@ -314,6 +315,7 @@ class Run(RunExtras):
             self._finished = True
             self._fast = (None, ())  # later log() calls take the slow path, which refuses them
         self._writer.close()
+        self._append = self._late_append  # what comes after finish() is kept apart
         if self.role == "owner":
             try:
                 update_manifest(self.dir, state=state, exit_code=exit_code,
@@ -346,6 +348,41 @@ class Run(RunExtras):
             self._metadata.note_seeds(seeds)
         else:
             self.config.update({"seeds": dict(seeds)})
+
+    def _late_append(self, item: Any) -> None:
+        """A record made after `finish()` (a summary or config update, a refused `log`).
+
+        The run's segment is sealed: its last record says how the run ended, and readers
+        and the sidecar rely on that. So a late record goes into a small segment of its
+        own (open, the record, close), written and fsynced at once: the value is kept,
+        never dropped. The sidecar ships it if it is still shipping; a W&B run that was
+        already finished gets it from `steadyrun sync`, as the warning says.
+        """
+        if type(item) is tuple:
+            item = records.encode_row(*item)
+        name = f"late-{os.getpid()}-{os.urandom(2).hex()}"
+        data = (records.encode(records.opened(name, "late", os.getpid(), hostname()))
+                + item + records.encode(records.closed(0, "finished")))
+        try:
+            fd = os.open(segment_path(self.dir, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                         0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            print(f"steadyrun: cannot record an update made after finish() in {self.dir} "
+                  f"({exc}); it is lost", file=sys.stderr)
+            return
+        if not self._late_warned and not item.startswith(b'{"k":"event"'):
+            self._late_warned = True  # a refused log() has its own warning
+            ship = (f"; W&B gets it from `steadyrun sync {self.id}` if its run was already "
+                    f"finished" if self._sidecar is not None else "")
+            warnings.warn(f"steadyrun: run {self.id} is finished; what is recorded after "
+                          f"finish() (summary, config) is kept in a segment of its own"
+                          f"{ship}. Warned once per run.", SteadyrunWarning,
+                          stacklevel=user_stacklevel())
 
     def detach_after_fork(self) -> None:
         """In a forked child: drop every call; the parent's writer owns the segment."""
