@@ -78,8 +78,9 @@ def test_init_from_args_applies_flags_then_the_preset(sr_root, tmp_path):
     assert data.manifest["project"] == "discover-v2" and data.manifest["group"] == "milan"
     assert data.manifest["notes"] == "dual encoder baseline"
     assert data.manifest["tags"] == ["script", "milan", "baseline", "run1"]
-    # the parsed arguments are the config; the preset overrides nested keys
-    assert data.config == {"lr": 0.0003, "depth": 2, "model": {"depth": 6}}
+    # the parsed arguments are the config; the preset overrides the parser's defaults and
+    # adds nested keys, and `--lr 0.5`, given on the command line, beats the preset
+    assert data.config == {"lr": 0.5, "depth": 2, "model": {"depth": 6}}
 
     args = _parser().parse_args(["--experiment", "milan_ablation_mlm", "--wandb_project",
                                  "mine", "--wandb_name", "mlm_0.3", "--no_wandb"])
@@ -89,6 +90,33 @@ def test_init_from_args_applies_flags_then_the_preset(sr_root, tmp_path):
     assert data.manifest["project"] == "mine" and data.manifest["name"] == "mlm_0.3"
     assert data.manifest["tags"] == ["ablation:mlm"]
     assert data.config == {"mlm_weight": 0.3, "lr": 1}
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["--experiment", "milan_ablation_mlm", "--mlm_weight", "0.9"], 0.9),
+    (["--mlm_weight=0.9", "--experiment", "milan_ablation_mlm"], 0.9),
+    (["--experiment", "milan_ablation_mlm", "--mlm", "0.9"], 0.9),  # an abbreviation
+    (["--experiment", "milan_ablation_mlm", "-m", "0.9"], 0.9),
+    (["--experiment", "milan_ablation_mlm", "-m0.9"], 0.9),
+    (["--experiment", "milan_ablation_mlm", "--mlm_weight", "1.0"], 1.0),  # = the default
+    (["--experiment", "milan_ablation_mlm"], 0.3),  # the preset beats the default
+    (["--mlm_weight", "0.9"], 0.9),
+    ([], 1.0),
+])
+def test_a_flag_on_the_command_line_beats_the_preset(sr_root, tmp_path, argv, expected):
+    """Seed 003's CLI: `--experiment milan_ablation_mlm --mlm_weight 0.9` trained with 0.9
+    and recorded the preset's 0.3. Parsed from real argv lists."""
+    presets = tmp_path / "experiments.toml"
+    presets.write_text(TOML)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-m", "--mlm_weight", type=float, default=1.0)
+    parser.add_argument("--epochs", type=int, default=3)
+    steadyrun.add_argparse_args(parser)
+    args = parser.parse_args(argv + ["--no_wandb"])
+    run = steadyrun.init_from_args(args, presets=presets)
+    run.finish()
+    config = steadyrun.open_run(run.id).config
+    assert config["mlm_weight"] == expected and config["epochs"] == 3
 
 
 def test_yaml_presets_and_the_environment_variable(sr_root, tmp_path, monkeypatch):

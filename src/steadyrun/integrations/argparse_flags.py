@@ -5,8 +5,11 @@ Why: every team re-wrote the same `--wandb_project/--wandb_name/--wandb_tags/--n
 they are one call: `add_argparse_args(parser)` adds the flags, `init_from_args(args)`
 turns them into `steadyrun.init`, with the named preset of a presets file (presets.py).
 
-Precedence, lowest first: the keyword arguments given to `init_from_args` (the script's
-defaults), then the preset, then the flags given on the command line.
+Precedence, lowest first: the parser's defaults and the keyword arguments given to
+`init_from_args` (the script's defaults), then the preset, then the flags given on the
+command line. A parser that went through `add_argparse_args` remembers which flags each
+`parse_args` saw on the command line, so `--mlm_weight 0.9 --experiment ablation` records
+0.9 even when the preset says 0.3.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import argparse
 import datetime as _dt
 import os
 import re
-from collections.abc import Mapping
+import sys
+import weakref
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .presets import PresetError, get_preset, merge_config
@@ -42,8 +47,58 @@ class _TagsAction(argparse.Action):
         setattr(namespace, self.dest, tags)
 
 
+# id(namespace) -> the dests of its parse that were given on the command line.
+_GIVEN: dict[int, frozenset[str]] = {}
+
+
+def given_on_command_line(parser: argparse.ArgumentParser, argv: Sequence[str]
+                          ) -> frozenset[str]:
+    """The dests of the optional arguments that appear in `argv`: spelled out, as
+    `--flag=value`, as an unambiguous prefix (argparse's abbreviations) or as a short
+    option with its value attached (`-p5`). Positional arguments count as given."""
+    given = {a.dest for a in parser._actions if not a.option_strings}
+    options = {opt: a.dest for a in parser._actions for opt in a.option_strings}
+    for token in argv:
+        if token == "--":
+            break
+        if not token.startswith("-") or token == "-":
+            continue
+        name = token.split("=", 1)[0]
+        if name in options:
+            given.add(options[name])
+        elif name.startswith("--"):
+            dests = {dest for opt, dest in options.items() if opt.startswith(name)}
+            if len(dests) == 1 and parser.allow_abbrev:
+                given |= dests
+        else:  # -p5 or -abc: short options with a value or grouped
+            for i in range(2, len(token) + 1):
+                if token[:i] in options:
+                    given.add(options[token[:i]])
+                    break
+    return frozenset(given)
+
+
+def _remember_given(parser: argparse.ArgumentParser) -> None:
+    """Wrap this parser's parse_known_args (which parse_args calls) to remember, per
+    namespace, which flags were on the command line: argparse itself forgets it."""
+    if getattr(parser, "_steadyrun_given", False):
+        return
+    original = parser.parse_known_args
+
+    def parse_known_args(args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        ns, extras = original(args, namespace)
+        argv = list(sys.argv[1:] if args is None else args)
+        _GIVEN[id(ns)] = given_on_command_line(parser, argv)
+        weakref.finalize(ns, _GIVEN.pop, id(ns), None)
+        return ns, extras
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
+    parser._steadyrun_given = True  # type: ignore[attr-defined]
+
+
 def add_argparse_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the tracking flags (each also spelled with dashes); flags already defined stay."""
+    _remember_given(parser)
     group = parser.add_argument_group("experiment tracking (steadyrun)")
     taken = set(getattr(parser, "_option_string_actions", {}))
     for dest, (text, extra) in FLAGS.items():
@@ -65,7 +120,9 @@ def init_from_args(args: argparse.Namespace | Mapping[str, Any], config: Any = N
     """`steadyrun.init` from parsed flags, an optional preset and the script's defaults.
 
     `config` defaults to the parsed arguments themselves (without the tracking flags);
-    a preset's `config` table is merged into it, nested tables key by key. Tags add up:
+    a preset's `config` table is merged into it, nested tables key by key, and the flags
+    given on the command line are applied again on top (they win over the preset; the
+    parser's defaults do not). Tags add up:
     the script's, then the preset's, then `--wandb_tags`. `--no_wandb` means mode
     'local': the run is still recorded on disk, only W&B is left out.
     """
@@ -79,13 +136,18 @@ def init_from_args(args: argparse.Namespace | Mapping[str, Any], config: Any = N
     experiment = ns.get("experiment")
     if experiment:
         preset = get_preset(presets, str(experiment))
-    if config is None:
+    from_args = config is None
+    if from_args:
         config = {k: v for k, v in ns.items() if k not in FLAGS}
     merged = to_plain(config)
     if preset.get("config"):
         if not isinstance(merged, Mapping):
             raise PresetError("steadyrun: a preset's config overrides need a mapping config")
         merged = merge_config(dict(merged), preset["config"])
+        given = _GIVEN.get(id(args)) if from_args else None
+        for key in given or ():
+            if key in config:
+                merged[key] = config[key]  # a flag on the command line beats the preset
     for field in ("project", "entity", "group", "job_type", "notes"):
         if preset.get(field) is not None:
             kwargs[field] = preset[field]
