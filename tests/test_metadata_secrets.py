@@ -166,6 +166,34 @@ def test_redaction_rules():
     assert redact_text(sha) == sha
 
 
+def test_one_rule_for_free_text_short_flags_and_command_lines_in_a_config(new_run):
+    """Table cells and summary strings were stored in clear while alert texts were
+    redacted: the rules differed by path. Now one rule serves every free-text value."""
+    assert redact_text("mysql -u root -p hunter2pw -P 3306") == \
+        f"mysql -u root -p {REDACTED} -P 3306"
+    assert redact_text("serve -p 8080 -o out.txt") == "serve -p 8080 -o out.txt"
+    assert redact_text("x -k ab12cd34ef56gh78ij90") == f"x -k {REDACTED}"
+    assert redact_argv(["sshpass", "-p", "s3cret", "ssh", "-p", "22", "host"]) == \
+        ["sshpass", "-p", REDACTED, "ssh", "-p", "22", "host"]
+    run = new_run(config={"args": ["train.py", "--token", "tok-123-abc", "--lr", "0.1"],
+                          "cmd": "train.py --api_key cfgsecret1"},
+                  notes="data at https://u:pw1@host/x")
+    run.log_table("t", columns=["cmd", "url"], rows=[
+        ["train.py --token=SECRETcell", "https://bob:SECRETurl@example.com/x"]])
+    run.summary["cmd"] = "train.py --api_key SECRETsum"
+    run.finish()
+    data = steadyrun.open_run(run.id)
+    assert data.config["args"] == ["train.py", "--token", REDACTED, "--lr", "0.1"]
+    assert data.config["cmd"] == f"train.py --api_key {REDACTED}"
+    assert data.manifest["notes"] == f"data at https://{REDACTED}@host/x"
+    assert data.tables[0]["rows"] == [[f"train.py --token={REDACTED}",
+                                       f"https://{REDACTED}@example.com/x"]]
+    assert data.summary["cmd"] == f"train.py --api_key {REDACTED}"
+    raw = b"".join(p.read_bytes() for p in (run.dir / "segments").glob("*.jsonl"))
+    for secret in (b"SECRETcell", b"SECRETurl", b"SECRETsum", b"tok-123-abc", b"cfgsecret1"):
+        assert secret not in raw
+
+
 def test_values_of_secret_environment_variables_are_redacted_anywhere(new_run, monkeypatch):
     monkeypatch.setenv("MY_SERVICE_TOKEN", "plain-looking-value-77")
     run = new_run(config={"endpoint": "https://x/?k=plain-looking-value-77", "note": "ok"})
@@ -186,6 +214,12 @@ SECRETS = {
     "remote": GH_TOKEN,
     "remote_user": "alice-planted-user",
     "diff": "planted-diff-password-555",
+    "cell_flag": "PlantedCellFlag666",
+    "cell_url": "PlantedCellUrl777",
+    "summary_flag": "PlantedSummaryFlag888",
+    "notes_short": "PlantedNotesPw999",
+    "argv_in_config": "planted-config-argv-000",
+    "file_name": "hf_" + "PlantedFileName" * 2,
 }
 
 
@@ -200,7 +234,8 @@ def test_planted_secrets_appear_nowhere_under_the_run_or_wandb_folders(tmp_path)
         config = {{"lr": 0.1, "marker_key_for_scan": 1, "api_key": {SECRETS['config_key']!r},
                    "db": {{"password": {SECRETS['nested']!r}, "host": "db.local"}},
                    "wandb_key_in_text": "key is " + os.environ["WANDB_API_KEY"]}}
-        run = steadyrun.init(mode="offline", project="secrets", config=config, metadata=True)
+        run = steadyrun.init(mode="offline", project="secrets", config=config, metadata=True,
+                             notes="rerun with mysql -p {SECRETS['notes_short']} -P 3306")
         steadyrun.set_seeds(3)
         model = torch.nn.Linear(2, 1)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -210,6 +245,13 @@ def test_planted_secrets_appear_nowhere_under_the_run_or_wandb_folders(tmp_path)
             run.log_training_step(loss, step, batch_size=4, optimizer=opt, model=model)
         run.log_config_artifact()
         run.alert("argv", " ".join(sys.argv))
+        run.config.update({{"args": sys.argv}})
+        run.log_table("cmds", columns=["cmd", "url"], rows=[
+            ["train.py --token={SECRETS['cell_flag']}",
+             "https://bob:{SECRETS['cell_url']}@example.com/x"]])
+        run.summary["cmd"] = "train.py --api_key {SECRETS['summary_flag']}"
+        open("notes.txt", "w").write("notes")
+        run.save("notes.txt", name="ckpt-{SECRETS['file_name']}.txt")
         print("RUN=" + run.id)
         run.finish()
     """, args=[f"--hf_token={SECRETS['argv']}", "--password", SECRETS["argv_space"], "--lr",
@@ -222,6 +264,9 @@ def test_planted_secrets_appear_nowhere_under_the_run_or_wandb_folders(tmp_path)
                                     "--lr", "0.1"]
     assert log.config["api_key"] == REDACTED and log.config["db"]["password"] == REDACTED
     assert meta["seeds"]["python"] == 3
+    assert log.config["args"][-4:] == ["--password", REDACTED, "--lr", "0.1"]
+    assert log.summary["cmd"] == f"train.py --api_key {REDACTED}"
+    assert log.run["notes"] == f"rerun with mysql -p {REDACTED} -P 3306"
 
     scanned = [done.rdir, base / "wandb-home", base / "script.stdout", base / "script.stderr"]
     files = [p for root in scanned for p in ([root] if root.is_file() else root.rglob("*"))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import records
+from ..store.redact import redact_text
 from ..store.values import SteadyrunWarning
 from .port import RunPort
 
@@ -127,7 +128,7 @@ def log_artifact(run: RunPort, path: str | os.PathLike[str], type: str = "model"
     if isinstance(aliases, str):
         aliases = [aliases]
     alias_list = [str(a) for a in (aliases or ["latest"])]
-    art_name = artifact_name(name or default_name or src.name)
+    art_name = artifact_name(redact_text(name or default_name or src.name))
     if src.is_dir():
         listed, skipped = walk(src)
         files = [rel for rel, _ in listed]

@@ -20,7 +20,7 @@ import orjson
 
 from ..store import records
 from ..store.layout import FILES, MEDIA, files_dir
-from ..store.redact import redact_code, redact_value
+from ..store.redact import redact_code, redact_text, redact_tree, redact_value
 from ..store.steps import step_metric_of
 from ..store.values import Rejected, check_key, nonfinite_tag, to_number
 from .config_input import clean_config
@@ -108,7 +108,10 @@ class RunExtras:
             columns = [str(c) for c in (columns or [f"c{i}" for i in range(len(rows[0]) if rows else 0)])]
             if any(len(r) != len(columns) for r in rows):
                 raise Rejected(key, f"every row must have {len(columns)} cells", ValueError)
-            line = orjson.dumps(records.table(key, columns, [list(r) for r in rows], self._x(step, key)),
+            # Cells are free text like any other: the same redaction as config and summary.
+            cells = [[redact_tree(c) for c in r] for r in rows]
+            line = orjson.dumps(records.table(key, [redact_text(c) for c in columns], cells,
+                                              self._x(step, key)),
                           option=orjson.OPT_SERIALIZE_NUMPY, default=_table_cell)
         except Rejected as exc:
             self._bad(key, rows, exc.reason, exc.exc_type)
@@ -135,6 +138,8 @@ class RunExtras:
             self._bad(key, image, f"cannot write the image: {exc}", type(exc)
                       if isinstance(exc, (TypeError, ValueError)) else ValueError)
             return
+        if caption is not None:
+            caption = redact_text(str(caption))
         self._append(records.encode(records.image(key, rel, caption, self._x(step, key))))
 
     def log_histogram(self, key: str, values: Any, step: int | None = None,
@@ -210,7 +215,7 @@ class RunExtras:
         if not src.is_file():
             self._bad(str(path), path, "save() needs an existing file", ValueError)
             return None
-        dest_name = name or src.name
+        dest_name = redact_text(name or src.name)
         dest = (files_dir(self.dir) / dest_name).resolve()
         if not dest.is_relative_to(files_dir(self.dir).resolve()):
             self._bad(str(path), path, f"name {dest_name!r} escapes the files/ folder",

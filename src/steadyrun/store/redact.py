@@ -1,7 +1,11 @@
 """Secrets never leave the machine: redaction for config values, URLs and command lines.
 
 Applied before anything is written, so the local log, W&B's files and the server all
-see the same redacted text.
+see the same redacted text. Every free-text value a run stores (config and summary
+strings, table cells, notes, names and tags, alert texts, captions, file names, saved
+code) goes through one rule, `redact_text`; lists of strings that look like a command
+line (`"args": sys.argv`) go through `redact_argv`; mappings are redacted by key name
+too (`redact_value`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,12 @@ _NETRC = re.compile(r"(?m)(?P<kw>^[+\- ]?[ \t]*(?:password|passwd))(?P<sp>[ \t]+
 # `--token value` / `--token=value` quoted inside free text (an alert, a pasted command).
 _FLAG_IN_TEXT = re.compile(r"(?<![\w-])(?P<dashes>--?)(?P<flag>[A-Za-z][A-Za-z0-9_.\-]*)"
                            r"(?P<sep>=|[ \t]+)(?P<value>[^\s\-][^\s]*)")
+# Short flags carry no name to go by: `-p` is the password of mysql, sshpass and many
+# more, and any one-letter flag may be handed a token. A value after a short flag is
+# redacted when it looks like a secret: after `-p`, anything but a number (a port);
+# after another letter, a long mix of letters and digits.
+_SHORT_SECRET_FLAGS = frozenset("p")
+_TOKEN_LIKE = re.compile(r"^(?=.*[A-Za-z])(?=.*\d)[A-Za-z0-9_\-+/=.:]{16,}$")
 # Values of environment variables named like credentials (WANDB_API_KEY, HF_TOKEN, ...):
 # whatever text they turn up in, they are replaced. Short values are left alone.
 _ENV_MIN_LEN = 8
@@ -71,20 +81,29 @@ def _env_secret_pattern() -> re.Pattern[str] | None:
     return _env_cache[1]
 
 
-def redact_text(text: str) -> str:
-    """Strip credentials from URLs, well-known token shapes and secret env values."""
+def _short_flag_secret(flag: str, value: str) -> bool:
+    """Whether `-<flag> <value>` hands over a secret (see _SHORT_SECRET_FLAGS)."""
+    if value.startswith(("/", "./", "~")) or value.lstrip("-").replace(".", "", 1).isdigit():
+        return False
+    return flag in _SHORT_SECRET_FLAGS or bool(_TOKEN_LIKE.match(value))
+
+
+def _credentials(text: str) -> str:
+    """URL credentials, well-known token shapes and the values of secret env variables."""
     text = _URL_CREDS.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
     text = _INLINE_SECRET.sub(REDACTED, text)
     env = _env_secret_pattern()
     return env.sub(REDACTED, text) if env is not None else text
 
 
-def redact_code(text: str) -> str:
-    """`redact_text`, plus values assigned to credential-like names in source and configs.
+def redact_text(text: str) -> str:
+    """The one rule for free text: credentials in URLs, well-known token shapes, values of
+    secret environment variables, `--token value` and `-p value` flags, values assigned
+    to credential-like names (`api_key = "..."`, `password: x`), PEM private keys and
+    netrc passwords.
 
-    Used on the git diff of a dirty tree: an edited `.env` or `api_key = "..."` line must
-    not reach the run's files. Only literal values are replaced (quoted strings, or bare
-    words after `=`), so `token = tokenizer(x)` keeps its meaning.
+    Only literal values are replaced (quoted strings, or bare words after `=`), so
+    `token = tokenizer(x)` keeps its meaning and a commit id is not taken for a key.
     """
 
     def assigned(m: re.Match[str]) -> str:
@@ -105,10 +124,19 @@ def redact_code(text: str) -> str:
     text = _NETRC.sub(lambda m: f"{m.group('kw') or m.group('kw2')}"
                               f"{m.group('sp') or m.group('sp2')}{REDACTED}", text)
     text = _ASSIGNED.sub(assigned, text)
-    text = _FLAG_IN_TEXT.sub(lambda m: m.group(0) if not is_secret_key(m.group("flag")) else
-                             f"{m.group('dashes')}{m.group('flag')}{m.group('sep')}{REDACTED}",
-                             text)
-    return redact_text(text)
+    def flag(m: re.Match[str]) -> str:
+        name, value = m.group("flag"), m.group("value")
+        short = m.group("dashes") == "-" and len(name) == 1
+        if not (is_secret_key(name) or (short and _short_flag_secret(name, value))):
+            return m.group(0)
+        return f"{m.group('dashes')}{name}{m.group('sep')}{REDACTED}"
+
+    text = _FLAG_IN_TEXT.sub(flag, text)
+    return _credentials(text)
+
+
+# Saved code and free text follow the same rule.
+redact_code = redact_text
 
 
 def redact_value(key: str, value: Any) -> Any:
@@ -118,9 +146,14 @@ def redact_value(key: str, value: Any) -> Any:
 
 
 def redact_tree(value: Any) -> Any:
+    """Every string of a JSON-like value; a list of strings with a flag in it is taken as
+    a command line (`"args": sys.argv`), where `--token X` hides the X that follows."""
     if isinstance(value, dict):
         return {k: redact_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, str) for v in value) \
+                and any(v.startswith("-") for v in value):
+            return redact_argv(value)
         return [redact_tree(v) for v in value]
     if isinstance(value, str):
         return redact_text(value)
@@ -131,7 +164,7 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
     """`--token=abc` and `--token abc` both lose their value; URLs lose credentials."""
     out: list[str] = []
     hide_next = False
-    for arg in argv:
+    for i, arg in enumerate(argv):
         if hide_next:
             out.append(REDACTED)
             hide_next = False
@@ -141,6 +174,11 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
             out.append(f"{m.group('flag')}={REDACTED}")
             continue
         if arg.startswith("-") and "=" not in arg and is_secret_key(arg.lstrip("-")):
+            out.append(arg)
+            hide_next = True
+            continue
+        if len(arg) == 2 and arg[0] == "-" and arg[1].isalpha() and i + 1 < len(argv) \
+                and _short_flag_secret(arg[1], argv[i + 1]):
             out.append(arg)
             hide_next = True
             continue
