@@ -154,6 +154,28 @@ def test_commit_false_batch_epoch_pattern_makes_one_row_per_epoch(new_run):
     assert data.column("batch_loss") == [(0, 4.0), (1, 14.0), (2, 24.0)]
 
 
+def test_values_replaced_in_a_pending_row_are_warned_and_counted(new_run):
+    """Seed 000's pattern drops 95 of 100 batch losses: that is W&B's rule for a pending
+    row, but it must not happen without a word."""
+    run = new_run()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for epoch in range(5):
+            for batch in range(20):
+                run.log({"batch_loss": float(batch), "batch/idx": batch}, commit=False)
+            run.log({"epoch": epoch})
+    said = [str(w.message) for w in caught if issubclass(w.category, SteadyrunWarning)]
+    assert len(said) == 2 and all("step=" in m and "namespace" in m for m in said)
+    run.finish()
+    data = steadyrun.open_run(run.id)
+    assert [e["key"] for e in data.events if e["type"] == "overwritten"] == \
+        ["batch/idx", "batch_loss"]
+    counts = {e["key"]: e["count"] for e in data.events if e["type"] == "overwritten_count"}
+    assert counts == {"batch_loss": 95, "batch/idx": 95}
+    assert sum(a["type"] == "overwritten" for a in data.anomalies) == 2
+    assert [r["batch_loss"] for r in data.rows] == [19.0] * 5
+
+
 def test_commit_false_keeps_the_last_value_of_a_key(new_run):
     run = new_run()
     run.log({"a": 1}, commit=False)

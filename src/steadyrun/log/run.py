@@ -63,6 +63,7 @@ class Run(RunExtras):
         self._pending_nf: dict[str, str] | None = None
         self._pending_step: int | None = None
         self._warned: set[Any] = set()
+        self._overwritten: dict[str, int] = {}  # key -> values replaced in a pending row
         self._rejected_counts: dict[tuple[str, str, str], int] = {}  # per problem
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
@@ -162,6 +163,9 @@ class Run(RunExtras):
             step = self._clean_step(step)
         with self._lock:
             if self._pending is not None:
+                replaced = self._pending.keys() & values.keys()
+                if replaced:
+                    self._overwrote(replaced)
                 self._pending.update(values)
                 values = self._pending
                 if nf or self._pending_nf:
@@ -230,6 +234,26 @@ class Run(RunExtras):
             self._bad("step=", step, reason + "; the global step is used instead",
                       getattr(exc, "exc_type", ValueError))
             return None
+
+    def _overwrote(self, keys: set[str]) -> None:
+        """Keys logged again with commit=False before the pending row was committed.
+
+        W&B keeps only the last value of a key in a row, and so does the row here; but
+        "cannot lose a value" means the user hears of it: one warning per key with a hint,
+        one `overwritten` event when it first happens, and a count per key at finish."""
+        site = None
+        for key in sorted(keys):
+            n = self._overwritten.get(key, 0)
+            self._overwritten[key] = n + 1
+            if n:
+                continue
+            site = site or user_site()
+            self._append(records.encode(records.event("overwritten", key=key, site=site)))
+            warnings.warn(
+                f"steadyrun: {key!r} was logged again before the pending row (commit=False) "
+                f"was committed, at {site}: the row keeps only the last value (W&B's rule). To keep every value, log it with its own step= or in a namespace of "
+                f"its own (e.g. 'batch/loss' committed each batch). Counted as 'overwritten' "
+                f"events; warned once per key.", SteadyrunWarning, stacklevel=user_stacklevel())
 
     def _regressed(self, step_key: str, prev: Any, new: Any) -> None:
         ns = namespace_of_step(step_key) or "<root>"
@@ -307,6 +331,9 @@ class Run(RunExtras):
             if exit_code is None:
                 exit_code = 1 if self._failed else 0
             state = "finished" if exit_code == 0 else "failed"
+            for key, n in self._overwritten.items():
+                self._append(records.encode(records.event("overwritten_count", key=key,
+                                                          count=n)))
             for (key, value_type, _), n in self._rejected_counts.items():
                 if n > 1:
                     self._append(records.encode(records.event(

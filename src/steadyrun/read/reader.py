@@ -154,13 +154,15 @@ class RunData:
 
     @cached_property
     def anomalies(self) -> list[dict[str, Any]]:
-        """Non-finite values, step regressions and rejected input: what deserves a look."""
+        """Non-finite values, step regressions, rejected input and values replaced in a
+        pending row: what deserves a look."""
         out: list[dict[str, Any]] = []
         for rec in self.records:
             if rec["k"] == "row" and rec.get("nf"):
                 for k, tag in rec["nf"].items():
                     out.append({"type": "nonfinite", "key": k, "value": tag, "x": rec["x"]})
-            elif rec["k"] == "event" and rec["type"] in ("step_regression", "rejected"):
+            elif rec["k"] == "event" and rec["type"] in ("step_regression", "rejected",
+                                                         "overwritten"):
                 out.append(rec)
         if self.torn:
             out.append({"type": "torn", "count": self.torn})
