@@ -28,6 +28,7 @@ from wandb_helpers import (
     wandb_log,
 )
 
+import steadyrun
 from steadyrun.ship.cursor import Cursor
 
 
@@ -268,6 +269,32 @@ def test_sync_twice_never_duplicates(tmp_path: Path) -> None:
         assert log.exit_code == 0
     # The second sync found nothing to ship: it may skip W&B, or add an empty piece.
     assert wandb_files(rdir) == listed_files(rdir)
+
+
+def test_rows_keep_the_time_they_were_logged_and_the_run_its_start(tmp_path: Path) -> None:
+    """A run recorded with --no_wandb and synced later: W&B dated every row to the sync and
+    started the run then. Each row now carries its own wall time (`_timestamp`), and the
+    W&B run starts when the steadyrun run was created."""
+    done = run_script(tmp_path, """
+        import time
+        import steadyrun
+        run = steadyrun.init(project="later", mode="local")
+        for i in range(5):
+            run.log({"train/loss": float(i)})
+            time.sleep(0.05)
+        run.log_table("eval/t", columns=["a"], rows=[[1]])
+        run.finish()
+    """)
+    time.sleep(1.5)  # the sync comes later than the training
+    t_sync = time.time()
+    steadyrun_cli(tmp_path, "sync", done.run_id, "--mode", "offline", "--quiet")
+    log = wandb_log(done.rdir)
+    data = steadyrun.open_run(done.rdir)
+    logged = [r["t"] for r in data.records if r["k"] in ("row", "table")]
+    shipped = [row["_timestamp"] for row in log.history]
+    assert shipped == pytest.approx(logged, abs=1e-6)
+    assert max(shipped) < t_sync
+    assert log.run["start_time"] == pytest.approx(data.manifest["created_at"], abs=1e-3)
 
 
 def test_sync_after_a_kill_between_shipping_and_commit_ships_nothing_twice(

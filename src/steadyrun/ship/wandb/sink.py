@@ -10,9 +10,11 @@ so charts use the right axis and are never empty.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,44 @@ def _no_analytics() -> None:
     except ImportError:  # a wandb without these analytics
         return
     opentelemetry_proxy.disable()
+
+
+@contextlib.contextmanager
+def _start_time(started: float | None) -> Iterator[None]:
+    """Give the W&B run the start of the steadyrun run (run.json's `created_at`).
+
+    wandb 0.31 takes the start from the clock while `init` runs: `Settings.x_start_time`
+    is overwritten with `time.time()` in wandb_init.py, and the run record's start is
+    `Run._start_time = time.time()` in wandb_run.py (a TODO there says it should come
+    from the settings). Those are the only reads of `time.time` in the two modules, so
+    while `init` runs their clock reads the run's start. tests/test_wandb_sidecar.py
+    checks the start in W&B's own log: a wandb that changes this fails there, not
+    silently.
+    """
+    if started is None:
+        yield
+        return
+    from wandb.sdk import wandb_init, wandb_run
+
+    class _Clock:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        @staticmethod
+        def time() -> float:
+            return started
+
+    patched = [m for m in (wandb_init, wandb_run) if getattr(m, "time", None) is time]
+    for module in patched:
+        module.time = _Clock(time)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for module in patched:
+            module.time = time  # type: ignore[attr-defined]
 
 
 def wandb_error() -> type[Exception]:
@@ -112,16 +152,19 @@ class WandbSink:
             x_transaction_log_flush_interval=1.0,
             x_disable_stats=stats_pid is None, **({"x_stats_pid": stats_pid} if stats_pid else {}),
         )
+        started = manifest.get("created_at")
+        started = float(started) if isinstance(started, (int, float)) else None
         if self.mode == "offline":
             _no_analytics()
         self.status(mode=self.mode, state="starting", run_id=self._run_id, finished=False)
-        self.run = wandb.init(
-            id=self._run_id, project=manifest.get("project"), entity=manifest.get("entity"),
-            name=manifest.get("name"), group=manifest.get("group"),
-            job_type=manifest.get("job_type"), notes=manifest.get("notes"),
-            tags=list(manifest.get("tags") or []), dir=str(self.wandb_dir), resume="allow",
-            settings=settings, reinit="create_new",
-        )
+        with _start_time(started):  # the run began when training did, not when it ships
+            self.run = wandb.init(
+                id=self._run_id, project=manifest.get("project"), entity=manifest.get("entity"),
+                name=manifest.get("name"), group=manifest.get("group"),
+                job_type=manifest.get("job_type"), notes=manifest.get("notes"),
+                tags=list(manifest.get("tags") or []), dir=str(self.wandb_dir),
+                resume="allow", settings=settings, reinit="create_new",
+            )
         run_dir = str(Path(self.run.dir).parent)
         dirs = list(read_sink_status(self.rdir, NAME).get("run_dirs") or [])
         if run_dir not in dirs:
@@ -205,7 +248,8 @@ class WandbSink:
         # commit=True: W&B writes the row now. With only `step`, it holds the last row
         # open for more keys and writes it (and its summary) at finish, after any summary
         # update made since: a key's explicit summary would lose to its last row.
-        self.run.log(values, step=step, commit=True)
+        # `_timestamp`: the row is dated when it was logged, not when it is shipped.
+        self.run.log({**values, "_timestamp": rec["t"]}, step=step, commit=True)
 
     def _ship_summary(self, rec: dict[str, Any], step: int | None) -> None:
         values = restore_values(rec)
@@ -257,7 +301,7 @@ class WandbSink:
     def _log_at_x(self, values: dict[str, Any], rec: dict[str, Any], step: int | None) -> None:
         """Tables, images and histograms sit on their namespace's axis too, at the record's
         `x`, like every row (3.1)."""
-        row: dict[str, Any] = {}
+        row: dict[str, Any] = {"_timestamp": rec["t"]}
         for key, value in values.items():
             self._define(key)
             row[key] = value
