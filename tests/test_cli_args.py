@@ -132,6 +132,17 @@ def test_yaml_presets_and_the_environment_variable(sr_root, tmp_path, monkeypatc
     assert "small" in load_presets(path)
 
 
+def test_json_presets_are_read_like_yaml(sr_root, tmp_path):
+    """Seed 003 keeps its experiment configs as JSON: JSON is YAML."""
+    presets = tmp_path / "experiments.json"
+    presets.write_text('{"small": {"project": "json-proj", "config": {"lr": 0.01}}}')
+    run = steadyrun.init_from_args(_parser().parse_args(["--experiment", "small"]),
+                                   presets=presets, mode="local")
+    run.finish()
+    data = steadyrun.open_run(run.id)
+    assert data.manifest["project"] == "json-proj" and data.config["lr"] == 0.01
+
+
 def test_preset_errors_name_the_file_the_preset_and_the_field(sr_root, tmp_path):
     good = tmp_path / "p.toml"
     good.write_text(TOML)

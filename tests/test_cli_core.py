@@ -192,3 +192,62 @@ def test_failed_run_is_shown_as_failed(sr_root):
             raise RuntimeError("oops")
     (row,) = cli_json("runs")
     assert row["id"] == run.id and row["state"] == "failed"
+
+
+def _cli_at(columns: int, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": str(columns), "NO_COLOR": "1", "TERM": "dumb"}
+    return subprocess.run([sys.executable, "-m", "steadyrun", *args], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_runs_never_cuts_the_id_and_says_where_it_looked(new_run, sr_root, tmp_path):
+    run = new_run(id="run_20251022_123456_with_a_long_name", name="n" * 40, project="p" * 30)
+    run.log({"a": 1.0})
+    run.finish()
+    proc = _cli_at(80, "runs")
+    assert proc.returncode == 0, proc.stderr
+    assert run.id in proc.stdout  # whole, on one line, at 80 columns
+    assert str(sr_root / "runs") in proc.stdout.replace("\n", "")
+    missing = tmp_path / "nowhere"
+    proc = _cli_at(80, "--dir", str(missing), "runs")
+    assert proc.returncode == 0 and str(missing / "runs") in proc.stdout
+    assert "does not exist" in proc.stdout
+
+
+def test_last_step_is_the_owners_not_a_stage_that_restarted(new_run, sr_root):
+    """A pipeline listed 1, then 0: the last row of whichever writer wrote last."""
+    run = new_run()
+    for i in range(3):
+        run.log({"train/loss": float(i)})
+    stage = steadyrun.attach(run.id)  # a stage of the pipeline, restarting at 0
+    for i in range(2):
+        stage.log({"stage2/loss": float(i)})
+    stage.finish()
+    run.finish()
+    (row,) = cli_json("runs")
+    assert row["last_step"] == 2
+    assert steadyrun.open_run(run.id).last_step == 2
+
+
+def test_show_lists_alerts_and_alert_levels_follow_wandb(new_run):
+    run = new_run()
+    with pytest.warns(steadyrun.SteadyrunWarning, match="alert.level"):
+        run.alert("odd", "text", level="loud")
+    run.alert("diverged", "nan at step 12", level="critical")
+    run.alert("fine", level="info")
+    run.alert("careful", level="Warning")
+    run.finish()
+    levels = [(a["title"], a["level"]) for a in steadyrun.open_run(run.id).alerts]
+    assert levels == [("odd", "WARN"), ("diverged", "ERROR"), ("fine", "INFO"),
+                      ("careful", "WARN")]
+    critical = steadyrun.open_run(run.id).alerts[1]
+    assert "CRITICAL" in critical["text"] and "nan at step 12" in critical["text"]
+    proc = cli("show", run.id)
+    assert proc.returncode == 0, proc.stderr
+    assert "alert ERROR diverged: nan at step 12" in proc.stdout
+
+
+def test_a_second_init_while_the_first_run_is_open_is_warned(new_run):
+    first = new_run()
+    with pytest.warns(steadyrun.SteadyrunWarning, match=f"still open.*{first.id}|{first.id}"):
+        new_run()

@@ -297,6 +297,26 @@ def test_rows_keep_the_time_they_were_logged_and_the_run_its_start(tmp_path: Pat
     assert log.run["start_time"] == pytest.approx(data.manifest["created_at"], abs=1e-3)
 
 
+def test_sync_without_a_key_says_how_to_upload_and_keeps_wandbs_noise_out(
+        tmp_path: Path) -> None:
+    done = run_script(tmp_path, """
+        import steadyrun
+        run = steadyrun.init(project="later", mode="local")
+        run.log({"a": 1.0})
+        open("notes.txt", "w").write("n")
+        run.save("notes.txt")
+        run.finish()
+    """)
+    proc = steadyrun_cli(tmp_path, "sync", done.run_id)  # auto: no key, offline files
+    said = proc.stdout + proc.stderr
+    assert "WANDB_API_KEY" in said and "wandb login" in said
+    assert "upload later with" not in said  # "run the command you just ran" is no answer
+    assert "Symlinked" not in said, said  # W&B's own notes stay out of steadyrun's output
+    help_text = steadyrun_cli(tmp_path, "sync", "--help").stdout
+    for phrase in ("a run id", "every run under the root", "no progress bar"):
+        assert phrase in help_text
+
+
 def test_sync_after_a_kill_between_shipping_and_commit_ships_nothing_twice(
         tmp_path: Path) -> None:
     """A shipper killed after W&B wrote its batch, before the cursor commit: the next sync

@@ -106,6 +106,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         return _join(ctx, role=f"rank{rank}", name=name, job_type=job_type, strict=strict_,
                      config=None, key_prefix=f"rank{rank}/", **intervals)
 
+    _warn_if_open()
     resume_state: Mapping[str, Any] | None = None
     if isinstance(resume, Mapping):
         resume_state = resume
@@ -195,6 +196,25 @@ def _sidecar(how: str, finish_timeout: float) -> Callable[[Run], Any]:
                              finished=lambda: run.finished)
 
     return make
+
+
+def _warn_if_open() -> None:
+    """A second owner run in one process is allowed (a sweep in a loop), but it is two
+    runs, locally and in W&B: when the first is still open, that is usually a mistake."""
+    from .log import live_runs
+
+    open_runs = [r for r in list(live_runs.active) if r.role == "owner" and not r.finished]
+    if open_runs:
+        import warnings
+
+        from .store.values import SteadyrunWarning
+
+        ids = ", ".join(r.id for r in open_runs)
+        warnings.warn(f"steadyrun: init() starts a second run while run {ids} is still open "
+                      f"in this process: they are separate runs, locally and in W&B. Finish "
+                      f"the first (run.finish(), or `with steadyrun.init(...) as run:`), or "
+                      f"pass its run along instead of calling init() again.",
+                      SteadyrunWarning, stacklevel=3)
 
 
 def _rows_per_min(value: float | None, strict: bool) -> float | None:

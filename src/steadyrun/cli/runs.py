@@ -45,16 +45,22 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     from ..read.overview import overview
     from ..read.reader import list_runs
+    from ..store.layout import runs_dir
 
     rows = [run_row(*overview(d)) for d in list_runs(args.dir)]
     if args.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     if not rows:
-        print(f"no runs under {args.dir or 'STEADYRUN_DIR or ./steadyrun'}")
+        where = runs_dir(args.dir).absolute()
+        why = "" if where.is_dir() else " (the folder does not exist)"
+        print(f"no runs under {where}{why}; the root is --dir, else $STEADYRUN_DIR, else "
+              f"./steadyrun")
         return 0
-    table = Table(title="steadyrun runs")
-    for col in ("id", "name", "project", "state", "rows", "last step", "age"):
+    table = Table(title=f"steadyrun runs in {runs_dir(args.dir)}")
+    # The id is what every other command takes: it is never cut, whatever the width.
+    table.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in rows))
+    for col in ("name", "project", "state", "rows", "last step", "age"):
         table.add_column(col, justify="right" if col in ("rows", "last step", "age") else "left")
     colors = {"running": "cyan", "finished": "green", "failed": "red", "crashed": "red"}
     for r in rows:

@@ -88,6 +88,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     for name in ("tables", "images", "histograms", "files"):
         if info[name]:
             con.print(f"{name}: {', '.join(info[name])}", soft_wrap=True)
+    for a in info["alerts"]:
+        text = f": {a['text']}" if a.get("text") and a["text"] != a["title"] else ""
+        con.print(f"[red]alert[/] {a.get('level', 'WARN')} {a['title']}{text}", markup=True,
+                  highlight=False, soft_wrap=True)
     for a in info["anomalies"]:
         con.print(f"[yellow]anomaly[/] {_fmt_event(a)}")
     if data.wandb.get("url"):

@@ -18,13 +18,16 @@ from ..store.manifest import resolve_run
 
 
 def register(sub: Any) -> None:
-    y = sub.add_parser("sync", help="ship runs to W&B (idempotent)")
-    y.add_argument("run", nargs="?")
-    y.add_argument("--all", action="store_true")
+    y = sub.add_parser("sync", help="ship runs to W&B (idempotent)",
+                       description="Ship to W&B what a run holds and W&B does not have yet. "
+                                   "Running it again adds nothing twice.")
+    y.add_argument("run", nargs="?", help="a run id, an id prefix or a run folder")
+    y.add_argument("--all", action="store_true", help="every run under the root")
     y.add_argument("--follow", action="store_true", help="tail the run until its writers end")
-    y.add_argument("--mode", default=None, help="online or offline (default: auto)")
+    y.add_argument("--mode", default=None, help="online or offline (default: auto: online "
+                                                "when a key is configured and W&B answers)")
     y.add_argument("--owner-pid", type=int, default=None, help=argparse.SUPPRESS)
-    y.add_argument("--quiet", action="store_true")
+    y.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
     y.set_defaults(func=sync_command)
 
 
@@ -58,7 +61,7 @@ def _sync_once(rdir: Path, mode: str, quiet: bool) -> int:
 
     chosen, why = choose(mode)
     if chosen == "offline" and mode != "offline":
-        offline_note(rdir.name, why)
+        offline_note(rdir.name, why, by_sync=True)
     done = []
     with Progress(TextColumn(f"sync {rdir.name}"), BarColumn(), TextColumn("{task.description}"),
                   disable=quiet, transient=False) as bar:

@@ -2,7 +2,7 @@
 
 Why checked field by field: a dict of named experiments in the training script was the
 usual way, and a typo in a name or a field showed up after an hour of training, if at
-all. A presets file (TOML or YAML) is read and checked at start, and every error names
+all. A presets file (TOML, YAML or JSON) is read and checked at start, and every error names
 the file, the preset and the field, with the closest known name.
 """
 
@@ -23,7 +23,7 @@ class PresetError(ValueError):
 
 
 def load_presets(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, Any]:
-    """Read a presets file (.toml, .yaml or .yml) or take a mapping; check every preset."""
+    """Read a presets file (.toml, .yaml, .yml or .json) or take a mapping; check it all."""
     where = "presets"
     if isinstance(source, Mapping):
         data: Any = dict(source)
@@ -45,13 +45,13 @@ def load_presets(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str
                         raise PresetError("steadyrun: reading TOML presets on Python 3.10 "
                                           "needs `pip install tomli`") from exc
                 data = tomllib.loads(text)
-            elif suffix in (".yaml", ".yml"):
+            elif suffix in (".yaml", ".yml", ".json"):  # JSON is YAML (seed 003's configs)
                 import yaml
 
                 data = yaml.safe_load(text) or {}
             else:
-                raise PresetError(f"steadyrun: presets file {where} must end in .toml, .yaml "
-                                  f"or .yml")
+                raise PresetError(f"steadyrun: presets file {where} must end in .toml, .yaml, "
+                                  f".yml or .json")
         except PresetError:
             raise
         except Exception as exc:  # tomllib/yaml parse errors name the line

@@ -232,12 +232,20 @@ class RunExtras:
         return dest
 
     def alert(self, title: str, text: str = "", level: str = "WARN") -> None:
-        level = level.upper()
+        """An alert, at W&B's levels INFO, WARN or ERROR (any case). The levels of Python's
+        logging that W&B lacks are mapped, with a note in the text: WARNING to WARN,
+        CRITICAL and FATAL to ERROR."""
+        asked = str(level).upper()
+        level = _ALERT_LEVELS.get(asked, asked)
+        text = str(text)
         if level not in ("INFO", "WARN", "ERROR"):
-            self._bad("alert.level", level, "level must be INFO, WARN or ERROR", ValueError)
+            self._bad("alert.level", asked, "level must be INFO, WARN or ERROR (or WARNING, "
+                      "CRITICAL, FATAL); sent as WARN", ValueError)
             level = "WARN"
+        elif asked != level and asked != "WARNING":
+            text = f"{text}\n(level {asked}, sent as {level}: W&B has no {asked})".lstrip()
         self._append(records.encode(records.alert(redact_code(str(title)),
-                                                  redact_code(str(text)), level)))
+                                                  redact_code(text), level)))
 
     def _x(self, step: int | None, key: str) -> int:
         """Without step=, a table or image sits at the current point of its namespace's
@@ -296,6 +304,9 @@ class RunExtras:
 
             self._checkpoints = CheckpointLog(self._port)
         return self._checkpoints
+
+
+_ALERT_LEVELS = {"WARNING": "WARN", "CRITICAL": "ERROR", "FATAL": "ERROR"}
 
 
 def _table_cell(obj: Any) -> Any:

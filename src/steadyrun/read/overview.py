@@ -80,7 +80,8 @@ def overview(rdir: Path) -> tuple[RunData, int, Any]:
     manifest = manifest_of(rdir)
     segments: dict[str, dict[str, Any]] = {}
     rows = 0
-    last: tuple[float, Any] | None = None
+    owner_last: tuple[float, Any] | None = None  # (time, x) of the owner's latest row
+    furthest: Any = None  # the largest x of any writer's row
     for path in list_segments(rdir):
         try:
             size = path.stat().st_size  # one moment for the count and the tail alike
@@ -90,10 +91,15 @@ def overview(rdir: Path) -> tuple[RunData, int, Any]:
         except FileNotFoundError:
             continue
         rows += _count_rows(path, size) - torn_row
-        segments[path.stem] = segment_info(_first(head), tail[-1] if tail else None)
+        info = segments[path.stem] = segment_info(_first(head), tail[-1] if tail else None)
         for rec in tail:
-            if rec.get("k") == "row" and (last is None or rec.get("t", 0.0) >= last[0]):
-                last = (rec.get("t", 0.0), rec.get("x"))
+            if rec.get("k") != "row" or not isinstance(rec.get("x"), int):
+                continue
+            x = rec["x"]
+            furthest = x if furthest is None else max(furthest, x)
+            if info["role"] == "owner" and (owner_last is None
+                                            or rec.get("t", 0.0) >= owner_last[0]):
+                owner_last = (rec.get("t", 0.0), x)
     data = RunData(id=manifest.get("id", rdir.name), dir=rdir, manifest=manifest, records=[],
                    segments=segments)
-    return data, rows, (last[1] if last is not None else None)
+    return data, rows, owner_last[1] if owner_last is not None else furthest

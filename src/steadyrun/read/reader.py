@@ -232,7 +232,15 @@ class RunData:
 
     @property
     def last_step(self) -> Any:
-        return self.rows[-1]["_x"] if self.rows else None
+        """The step of the owner's latest row; a run whose owner logs no rows (a pipeline
+        of stages that each restart at 0) shows the furthest step any writer reached."""
+        owner = [rec for stem, recs in self.by_segment.items()
+                 if self.segments[stem].get("role") == "owner"
+                 for rec in recs if rec["k"] == "row"]
+        if owner:
+            return max(owner, key=lambda rec: rec.get("t", 0.0))["x"]
+        xs = [r["_x"] for r in self.rows if isinstance(r["_x"], int)]
+        return max(xs) if xs else None
 
 
 def segment_info(first: dict[str, Any], last: dict[str, Any] | None) -> dict[str, Any]:

@@ -156,6 +156,11 @@ class WandbSink:
         started = float(started) if isinstance(started, (int, float)) else None
         if self.mode == "offline":
             _no_analytics()
+        if self.teardown:
+            # wandb's own notes ("Symlinked 1 file into the W&B run directory...") go to
+            # its global terminal, which Settings(silent=True) leaves on: this process is
+            # the sidecar or `steadyrun sync`, whose output is steadyrun's alone.
+            os.environ.setdefault("WANDB_SILENT", "true")
         self.status(mode=self.mode, state="starting", run_id=self._run_id, finished=False)
         with _start_time(started):  # the run began when training did, not when it ships
             self.run = wandb.init(
