@@ -352,6 +352,28 @@ def test_header_handling(tmp_path: Path) -> None:
         list(tx.iter_payloads(junk))
 
 
+def test_what_a_full_disk_leaves_is_read_and_counted(runs: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    """A log written while the disk was full: space allocated but never written (zeros,
+    even where the header should be), or a tail of zeros and junk after the last good
+    record. Every good record is read; the damage is counted, never raised."""
+    (path,) = tx.find_run_files(runs["full"])
+    data = path.read_bytes()
+    good = tx.load(path)
+    zeros = tmp_path / "run-zeros.wandb"
+    zeros.write_bytes(b"\x00" * 4096)
+    stats = tx.ScanStats()
+    assert list(tx.iter_payloads(zeros, stats)) == [] and stats.torn == 1
+    ends, _ = _record_spans(path)
+    cut = ends[len(ends) // 2]
+    for tail in (b"\x00" * 40000, bytes(range(256)) * 20, b"\x00" * 10 + b"\xff" * 700):
+        damaged = tmp_path / path.name
+        damaged.write_bytes(data[:cut] + tail)
+        log = tx.load(damaged)
+        assert log.records == good.records[:len(log.records)] and len(log.records) > 0
+        assert log.exit_code is None
+
+
 def test_wait_complete_gives_up(tmp_path: Path) -> None:
     assert tx.wait_complete(tmp_path / "missing" / "run-z.wandb", timeout=0.2) is False
     assert tx.wait_complete(tmp_path, timeout=0.2) is False

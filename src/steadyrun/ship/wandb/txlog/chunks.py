@@ -97,6 +97,12 @@ def iter_payloads(
             st.bytes_read += n
             pos = 0
             if block_no == 0:
+                if block[:HEADER_LEN].strip(b"\x00") == b"" and block.strip(b"\x00") == b"":
+                    # Nothing but zeros (space allocated, never written: a full disk, or a
+                    # writer killed at once). An empty log, counted as damage when non-empty.
+                    if n:
+                        st._tear(p, 0, "zeroed file with no header (never written)")
+                    return
                 if not _check_file_header(p, block[:HEADER_LEN]):
                     return
                 pos = HEADER_LEN
