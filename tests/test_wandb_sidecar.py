@@ -317,6 +317,32 @@ def test_sync_without_a_key_says_how_to_upload_and_keeps_wandbs_noise_out(
         assert phrase in help_text
 
 
+def test_a_writer_attached_to_a_finished_run_reaches_wandb(tmp_path: Path) -> None:
+    """attach() to a run whose owner (and sidecar) had ended stored its rows locally, and
+    no W&B file ever got them. The attached writer now brings its own sidecar."""
+    first = run_script(tmp_path, """
+        import steadyrun
+        run = steadyrun.init(project="late", mode="offline")
+        for i in range(3):
+            run.log({"train/loss": float(i)})
+        print("RUN=" + run.id)
+        run.finish()
+    """)
+    run_script(tmp_path, f"""
+        import steadyrun
+        run = steadyrun.attach({first.run_id!r}, job_type="eval")
+        run.log({{"eval/acc": 0.9}}, step=0)
+        run.summary["eval/final"] = 0.91
+        run.finish()
+    """)
+    log = wandb_log(first.rdir)
+    assert_once(log, "train/loss", [0.0, 1.0, 2.0])
+    assert_once(log, "eval/acc", [0.9])
+    assert log.summary["eval/final"] == 0.91
+    assert_steps_strictly_increase(log)
+    assert log.exit_code == 0
+
+
 def test_sync_after_a_kill_between_shipping_and_commit_ships_nothing_twice(
         tmp_path: Path) -> None:
     """A shipper killed after W&B wrote its batch, before the cursor commit: the next sync

@@ -258,7 +258,7 @@ def _metadata_on(metadata: bool | None) -> bool:
 
 def _join(ctx: Mapping[str, Any], *, role: str, name: str | None, job_type: str | None,
           strict: bool, config: Any, key_prefix: str, log_interval: int = 10,
-          gpu_stats_interval: int = 100) -> Run:
+          gpu_stats_interval: int = 100, sidecar: Callable[[Run], Any] | None = None) -> Run:
     """A writer of an existing run (a child process, an extra rank): its own segment."""
     rdir = Path(ctx["dir"])
     make_run_dirs(rdir)
@@ -269,7 +269,7 @@ def _join(ctx: Mapping[str, Any], *, role: str, name: str | None, job_type: str 
     return start_run(rdir, ctx["run_id"], manifest, role=role, mode=ctx.get("mode", "local"),
                      strict=strict, steps={}, global_step=0, key_prefix=key_prefix, name=name,
                      job_type=job_type, config=config, log_interval=log_interval,
-                     gpu_stats_interval=gpu_stats_interval)
+                     gpu_stats_interval=gpu_stats_interval, sidecar=sidecar)
 
 
 def attach(run_id: str, dir: str | os.PathLike[str] | None = None, *, name: str | None = None,
@@ -279,6 +279,15 @@ def attach(run_id: str, dir: str | os.PathLike[str] | None = None, *, name: str 
     if not (rdir / MANIFEST).exists():
         raise ManifestError(f"steadyrun.attach: no run {run_id!r} at {rdir}")
     manifest = read_manifest(rdir)
-    ctx = {"run_id": run_id, "dir": str(rdir.resolve()), "mode": manifest.get("mode", "local")}
+    mode = manifest.get("mode", "local")
+    ctx = {"run_id": run_id, "dir": str(rdir.resolve()), "mode": mode}
+    # A run that is still running has a sidecar, which waits for this writer too. One
+    # that has ended has none: this writer gets its own, or what it writes would never
+    # reach W&B. (Two shippers never share a cursor: the second waits for the first.)
+    from .read.overview import overview
+
+    ended = overview(rdir)[0].state != "running"
+    ships = mode in ("auto", "online", "offline") and ended
     return _join(ctx, role="child", name=name, job_type=job_type,
-                 strict=resolve_strict(strict), config=None, key_prefix="")
+                 strict=resolve_strict(strict), config=None, key_prefix="",
+                 sidecar=_sidecar("process", 60.0) if ships else None)

@@ -175,8 +175,10 @@ class Shipper:
             return self._run_locked()
 
     def _run_locked(self) -> Outcome:
-        if not self.follow and not self.cursor.journal and self._pending_bytes() == 0 \
-                and self.sink.settled():
+        if not self.cursor.journal and self._pending_bytes() == 0 and self.sink.settled() \
+                and (not self.follow or self._writers_done()[0]):
+            # Nothing new, and the destination was closed after the last record: a
+            # follower that waited for another shipper's lock finds the work done too.
             return Outcome(0, self.cursor.rows, "up-to-date", 0, self._torn)
         try:
             manifest = read_manifest(self.rdir)
