@@ -233,6 +233,18 @@ def test_read_only_run_folder(tmp_path: Path, scorecard, case: str) -> None:
         manifest = orjson.loads((rdir / "run.json").read_bytes())
         assert manifest["fallback_from"] == str(base / "sr")
         assert (rdir.parent.parent.stat().st_mode & 0o077) == 0  # the fallback is private
+        # The command it printed works as printed, and the plain one finds the run too.
+        printed = [line.split("`")[-2] for line in done.stderr.splitlines()
+                   if "upload with `steadyrun" in line]
+        assert printed and printed[0].startswith(f"steadyrun --dir {rdir.parent.parent} sync")
+        again = subprocess.run([sys.executable, "-m", *printed[0].split(), "--mode",
+                                "offline", "--quiet"], cwd=base, env=env, capture_output=True,
+                               text=True, timeout=90)
+        assert again.returncode == 0, again.stderr
+        shown = subprocess.run([sys.executable, "-m", "steadyrun", "show", rdir.name],
+                               cwd=base, env=env, capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        assert "fallback root" in shown.stderr and rdir.name in shown.stdout
     else:
         assert "SAVED=None" in done.stdout, done.output  # save() refused: warned, no crash
         assert "cannot update" in done.stderr and "run.json" in done.stderr, done.output

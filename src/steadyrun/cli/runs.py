@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -39,6 +40,27 @@ def run_row(data: Any, rows: int | None = None, last_step: Any = None) -> dict[s
             "age": _age(m.get("created_at")), "dir": str(data.dir)}
 
 
+def locate_run(ref: str, root: str | None) -> Path:
+    """The run `ref` names, under the root or, said on stderr, in a fallback root."""
+    from ..store.manifest import find_run
+
+    rdir, fallback = find_run(ref, root)
+    if fallback is not None:
+        print(f"steadyrun: run {rdir.name} is in the fallback root {fallback} (its own root "
+              f"could not be written when it started)", file=sys.stderr)
+    return rdir
+
+
+def fallback_runs(root: str | None) -> list[Path]:
+    """Runs in the fallback roots (other than `root`): where a run went whose root could
+    not be written."""
+    from ..read.reader import list_runs
+    from ..store.layout import fallback_roots, runs_dir
+
+    here = runs_dir(root).parent.resolve()
+    return [d for fb in fallback_roots() if fb.resolve() != here for d in list_runs(fb)]
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -48,6 +70,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from ..store.layout import runs_dir
 
     rows = [run_row(*overview(d)) for d in list_runs(args.dir)]
+    elsewhere = [run_row(*overview(d)) for d in fallback_runs(args.dir)]
+    for r in elsewhere:
+        r["fallback_root"] = str(Path(r["dir"]).parent.parent)
+    rows += elsewhere
     if args.json:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
@@ -68,4 +94,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         table.add_row(r["id"], str(r["name"]), str(r["project"]), state, str(r["rows"]),
                       str(r["last_step"]), r["age"])
     Console().print(table)
+    for root in sorted({r["fallback_root"] for r in elsewhere}):
+        ids = ", ".join(r["id"] for r in elsewhere if r["fallback_root"] == root)
+        print(f"in the fallback root {root} (their own root could not be written): {ids}; "
+              f"read them with `steadyrun --dir {root} show ID`")
     return 0

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from .runs import run_row
+from ..store.layout import sync_command
+from .runs import locate_run, run_row
 
 
 def register(sub: Any) -> None:
@@ -45,7 +46,7 @@ def wandb_run_dirs(data: Any) -> list[Any]:
 def cmd_show(args: argparse.Namespace) -> int:
     from ..read.reader import open_run
 
-    data = open_run(args.run, args.dir)
+    data = open_run(locate_run(args.run, args.dir))
     info = show_dict(data)
     if args.json:
         for ev in info["events"]:
@@ -97,8 +98,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if data.wandb.get("url"):
         con.print(f"W&B run: {data.wandb['url']}", soft_wrap=True)
     for d in info["wandb_dirs"]:
-        con.print(f"W&B files: {d}\n  view offline: wandb leet {d}\n  upload: steadyrun sync "
-                  f"{info['id']}  (or: wandb sync {d})", soft_wrap=True)
+        con.print(f"W&B files: {d}\n  view offline: wandb leet {d}\n  upload: "
+                  f"{sync_command(data.dir)}  (or: wandb sync {d})", soft_wrap=True)
     return 0
 
 

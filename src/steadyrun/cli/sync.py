@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..read.reader import list_runs
-from ..store.manifest import resolve_run
+from .runs import locate_run
 
 
 def register(sub: Any) -> None:
@@ -36,7 +36,7 @@ def _runs(args: argparse.Namespace) -> list[Path]:
         return list_runs(args.dir)
     if not args.run:
         raise SystemExit("steadyrun sync: name a RUN or pass --all")
-    return [resolve_run(args.run, args.dir)]
+    return [locate_run(args.run, args.dir)]
 
 
 def sync_command(args: argparse.Namespace) -> int:
@@ -61,7 +61,7 @@ def _sync_once(rdir: Path, mode: str, quiet: bool) -> int:
 
     chosen, why = choose(mode)
     if chosen == "offline" and mode != "offline":
-        offline_note(rdir.name, why, by_sync=True)
+        offline_note(rdir, why, by_sync=True)
     done = []
     with Progress(TextColumn(f"sync {rdir.name}"), BarColumn(), TextColumn("{task.description}"),
                   disable=quiet, transient=False) as bar:

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..store.layout import make_run_dirs, runs_dir, segments_dir
+from ..store.layout import fallback_roots, make_run_dirs, runs_dir, segments_dir, sync_command
 
 
 def writable_run_dir(root: Path, run_id: str, strict: bool
@@ -47,20 +47,12 @@ def writable_run_dir(root: Path, run_id: str, strict: bool
             tried.append(f"{frdir}: {exc}")
             continue
         print(f"steadyrun: cannot write {rdir} ({refused}); run {run_id} is recorded in "
-              f"{frdir} instead. Training goes on. Read it with: steadyrun --dir "
-              f"{fallback} show {run_id}", file=sys.stderr)
+              f"{frdir} instead. Training goes on. Read it with: "
+              f"{sync_command(frdir, 'show')}", file=sys.stderr)
         return frdir, str(root)
     print("steadyrun: no folder can be written, this run is NOT recorded:\n  "
           + "\n  ".join(tried), file=sys.stderr)
     return None, None
-
-
-def fallback_roots() -> list[Path]:
-    import tempfile
-
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return [Path(cache) / "steadyrun", Path(tempfile.gettempdir()) / f"steadyrun-{uid}"]
 
 
 def private_root(path: Path) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..store.layout import read_sink_status, sidecar_log_path
+from ..store.layout import read_sink_status, sidecar_log_path, sync_command
 from .sidecar import supervise
 from .sinks import pending_bytes
 
@@ -109,7 +109,7 @@ class SidecarHandle:
             print(f"steadyrun: the W&B sidecar of run {self.run_id} exited (code "
                   f"{self.proc.returncode}) before it finished the W&B run; "
                   f"{pending_bytes(self.rdir)} bytes of records are not yet shipped. "
-                  f"`steadyrun sync {self.run_id}` "
+                  f"`{sync_command(self.rdir)}` "
                   f"completes it at any time. Nothing is lost: the local log holds every record.",
                   file=sys.stderr)
             return
@@ -118,7 +118,7 @@ class SidecarHandle:
             where = f"pid {self.proc.pid}" if self.proc is not None else "a thread"
             print(f"steadyrun: W&B shipping of run {self.run_id} did not finish within "
                   f"{timeout:.0f}s; {left} bytes of records are not yet shipped. It goes on "
-                  f"in the background ({where}); `steadyrun sync {self.run_id}` completes it "
+                  f"in the background ({where}); `{sync_command(self.rdir)}` completes it "
                   f"at any time. Nothing is lost: the local log holds every record.",
                   file=sys.stderr)
             return
@@ -128,5 +128,5 @@ class SidecarHandle:
             print(f"steadyrun: run {self.run_id} is in W&B: {status['url']}", file=sys.stderr)
         elif status.get("mode") == "offline" and dirs:
             print(f"steadyrun: run {self.run_id} is in W&B offline files ({dirs[-1]}); view "
-                  f"with `wandb leet {dirs[-1]}`, upload with `steadyrun sync {self.run_id}`",
+                  f"with `wandb leet {dirs[-1]}`, upload with `{sync_command(self.rdir)}`",
                   file=sys.stderr)

@@ -57,7 +57,7 @@ def supervise(rdir: Path, mode: str, owner_pid: int | None, *, follow: bool = Tr
     chosen, why = choose(mode)
     if chosen == "offline":
         if mode == "auto" or mode == "online":
-            offline_note(rdir.name, why)
+            offline_note(rdir, why)
         outcome = ship(rdir, "offline", follow=follow, owner_pid=owner_pid, in_thread=in_thread)
         return 0 if outcome is not None else 1
     if in_thread:
@@ -66,13 +66,13 @@ def supervise(rdir: Path, mode: str, owner_pid: int | None, *, follow: bool = Tr
             ship(rdir, "online", follow=follow, owner_pid=owner_pid, in_thread=True)
             return 0
         except Exception as exc:
-            offline_note(rdir.name, f"online shipping failed: {exc}")
+            offline_note(rdir, f"online shipping failed: {exc}")
             ship(rdir, "offline", follow=follow, owner_pid=owner_pid, in_thread=True)
             return 0
     code = _online_worker(rdir, follow, owner_pid)
     if code == 0:
         return 0
-    offline_note(rdir.name, "the online W&B run failed or did not start in "
+    offline_note(rdir, "the online W&B run failed or did not start in "
                             f"{ONLINE_INIT_BOUND:.0f}s")
     update_sink_status(rdir, fallback="offline", fallback_at=time.time())
     return _offline_worker(rdir, follow, owner_pid)

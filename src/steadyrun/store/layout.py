@@ -66,6 +66,28 @@ def is_run_id(text: str) -> bool:
     return (0 < len(text) <= 64 and text[0] not in "_-" and ID_CHARS.issuperset(text))
 
 
+def fallback_roots() -> list[Path]:
+    """Where a run goes when its root cannot be written (log/run_folder.py), and where
+    the commands look for a run they cannot find under the root."""
+    import tempfile
+
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return [Path(cache) / "steadyrun", Path(tempfile.gettempdir()) / f"steadyrun-{uid}"]
+
+
+def sync_command(rdir: Path, command: str = "sync") -> str:
+    """`steadyrun sync <id>` for a run in the default root; with `--dir <root>` for a
+    run anywhere else (a fallback root), so the printed command works as it is."""
+    root = rdir.parent.parent
+    try:
+        default = root.resolve() == root_dir().resolve()
+    except OSError:
+        default = False
+    where = "" if default else f"--dir {root} "
+    return f"steadyrun {where}{command} {rdir.name}"
+
+
 def runs_dir(root: str | os.PathLike[str] | None = None) -> Path:
     """`<root>/runs`, the folder holding one folder per run."""
     return root_dir(root) / "runs"

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from .layout import MANIFEST, atomic_write_json, is_run_dir, runs_dir
+from .layout import MANIFEST, atomic_write_json, fallback_roots, is_run_dir, runs_dir
 
 
 class ManifestError(RuntimeError):
@@ -75,21 +75,43 @@ def update_manifest(rdir: Path, **fields: Any) -> dict[str, Any]:
 
 def resolve_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
     """Accept a run id, an id prefix, or a path to a run folder."""
+    return find_run(ref, root)[0]
+
+
+def find_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+             ) -> tuple[Path, Path | None]:
+    """(the run's folder, the fallback root it was found in, or None).
+
+    A run whose root could not be written went to a private fallback root (its run.json
+    says `fallback_from`); a run not under `root` is looked for there too, so the id that
+    `init` printed works with every command."""
     p = Path(ref)
     if is_run_dir(p):
-        return p
+        return p, None
     runs = runs_dir(root)
-    direct = runs / str(ref)
+    found = _in(runs, str(ref))
+    if found is not None:
+        return found, None
+    for fallback in fallback_roots():
+        if fallback.resolve() != runs.parent.resolve():
+            found = _in(runs_dir(fallback), str(ref))
+            if found is not None:
+                return found, fallback
+    raise ManifestError(f"no run {ref!r} under {runs}")
+
+
+def _in(runs: Path, ref: str) -> Path | None:
+    direct = runs / ref
     if direct.is_dir():
         return direct
     if runs.is_dir():
-        matches = [d for d in runs.iterdir() if d.name.startswith(str(ref))]
+        matches = [d for d in runs.iterdir() if d.name.startswith(ref)]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             names = ", ".join(sorted(d.name for d in matches))
             raise ManifestError(f"run {ref!r} is ambiguous: {names}")
-    raise ManifestError(f"no run {ref!r} under {runs}")
+    return None
 
 
 def manifest_of(rdir: Path) -> dict[str, Any]:

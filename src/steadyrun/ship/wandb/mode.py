@@ -13,6 +13,9 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
+
+from ...store.layout import sync_command
 
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 PROBE_TIMEOUT = 3.0
@@ -59,13 +62,14 @@ def choose(mode: str) -> tuple[str, str]:
     return "offline", f"W&B server {base_url()} does not answer ({why})"
 
 
-def offline_note(run_id: str, why: str, stream=None, *, by_sync: bool = False) -> None:
+def offline_note(rdir: Path, why: str, stream=None, *, by_sync: bool = False) -> None:
     """Say where the run went and what uploads it. To `steadyrun sync` itself, "run sync"
     is no answer: without a key it says how to configure one."""
+    command = sync_command(rdir)
     if by_sync and not api_key_configured():
-        print(f"steadyrun: W&B offline files for run {run_id} ({why}). To upload them, give "
-              f"W&B a key (set WANDB_API_KEY, or run `wandb login`), then run `steadyrun "
-              f"sync {run_id}` again.", file=stream or sys.stderr)
+        print(f"steadyrun: W&B offline files for run {rdir.name} ({why}). To upload them, "
+              f"give W&B a key (set WANDB_API_KEY, or run `wandb login`), then run "
+              f"`{command}` again.", file=stream or sys.stderr)
         return
-    print(f"steadyrun: W&B offline files for run {run_id} ({why}); upload later with: "
-          f"steadyrun sync {run_id}", file=stream or sys.stderr)
+    print(f"steadyrun: W&B offline files for run {rdir.name} ({why}); upload later with: "
+          f"{command}", file=stream or sys.stderr)
