@@ -623,6 +623,33 @@ def test_resume_after_a_crash_continues_after_the_last_row(sr_root, run_python):
     assert data.state == "finished"
 
 
+def test_resuming_a_run_that_is_not_there_is_said(sr_root):
+    """`resume="doesnotexist"` created that run without a word."""
+    with pytest.raises(FileNotFoundError, match="no run 'doesnotexist' under"):
+        steadyrun.init(mode="local", resume="doesnotexist", strict=True)
+    with pytest.warns(SteadyrunWarning, match="Starting a NEW run"):
+        run = steadyrun.init(mode="local", resume="doesnotexist")
+    assert run.id != "doesnotexist"
+    run.finish()
+    assert not (sr_root / "runs" / "doesnotexist").exists()
+
+
+def test_resume_words_follow_wandb(sr_root):
+    with pytest.raises(ValueError, match="resume='must'"):
+        steadyrun.init(mode="local", id="abc", resume="must")
+    with pytest.raises(ValueError, match="needs id="):
+        steadyrun.init(mode="local", resume="never")
+    run = steadyrun.init(mode="local", id="abc", resume="allow")  # absent: started
+    run.log({"x": 1.0})
+    run.finish()
+    with pytest.raises(ValueError, match="resume='never'"):
+        steadyrun.init(mode="local", id="abc", resume="never")
+    again = steadyrun.init(mode="local", id="abc", resume="must")  # present: continued
+    again.log({"x": 2.0})
+    again.finish()
+    assert [s for s, _ in steadyrun.open_run("abc").column("x")] == [0, 1]
+
+
 def test_invalid_run_ids_are_refused(sr_root):
     for bad in ("a/b", "../up", "-dash", "x" * 65, "sp ace", "ünï"):
         with pytest.raises(ValueError, match=r"1 to 64 characters of \[A-Za-z0-9_-\]"):

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from steadyrun.ship import sinks
-from steadyrun.ship.cursor import Cursor
+from steadyrun.store.cursor import Cursor
 
 
 class FileSink:

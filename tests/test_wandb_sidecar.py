@@ -29,7 +29,7 @@ from wandb_helpers import (
 )
 
 import steadyrun
-from steadyrun.ship.cursor import Cursor
+from steadyrun.store.cursor import Cursor
 
 
 # ---------------------------------------------------------------------- steps (seeds 000, 001)
@@ -341,6 +341,46 @@ def test_a_writer_attached_to_a_finished_run_reaches_wandb(tmp_path: Path) -> No
     assert log.summary["eval/final"] == 0.91
     assert_steps_strictly_increase(log)
     assert log.exit_code == 0
+
+
+def test_a_state_resumed_under_another_root_never_reuses_a_wandb_step(
+        tmp_path: Path) -> None:
+    """A job restarted from another folder (so another ./steadyrun) resumed its state dict
+    into a fresh local run of the same id, and its W&B `_step` began at 0 again while the
+    W&B run already held 0..9: W&B drops such rows (seed 000's bug). The state now says
+    where W&B's steps are, and the new piece continues after them."""
+    first = run_script(tmp_path, """
+        import json, steadyrun
+        run = steadyrun.init(project="moved", mode="offline", dir="root_a")
+        for i in range(10):
+            run.log({"train/loss": float(i)})
+        run.log_table("eval/t", columns=["a"], rows=[[1]])
+        open("state.json", "w").write(json.dumps(run.state_dict()))
+        print("RUN=" + run.id)
+        run.finish()
+    """)
+    state = orjson.loads((tmp_path / "state.json").read_bytes())
+    assert state["sinks"]["wandb"]["next_step"] == 11  # ten rows and a table
+    first_id = first.value("RUN")
+    second = run_script(tmp_path, """
+        import json, steadyrun
+        state = json.load(open("state.json"))
+        run = steadyrun.init(mode="offline", dir="root_b", resume=state)
+        for i in range(10, 15):
+            run.log({"train/loss": float(i)})
+        print("RUN=" + run.id)
+        run.finish()
+    """)
+    assert second.value("RUN") == first_id
+    assert "its folder is not under" in second.stderr
+    old = wandb_log(tmp_path / "root_a" / "runs" / first_id)
+    new = wandb_log(tmp_path / "root_b" / "runs" / first_id)
+    old_steps = [row["_step"] for row in old.history]
+    new_steps = [row["_step"] for row in new.history]
+    assert old_steps == list(range(11))
+    assert min(new_steps) >= 11 and new_steps == sorted(new_steps)
+    assert [row["train/loss"] for row in new.history] == [10.0, 11.0, 12.0, 13.0, 14.0]
+    assert [row["train/step"] for row in new.history] == [10, 11, 12, 13, 14]
 
 
 def test_sync_after_a_kill_between_shipping_and_commit_ships_nothing_twice(

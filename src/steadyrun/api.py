@@ -29,6 +29,7 @@ from .store.layout import (
     new_run_id,
     root_dir,
     runs_dir,
+    sink_path,
 )
 from .store.manifest import ManifestError, read_manifest
 
@@ -107,18 +108,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
                      config=None, key_prefix=f"rank{rank}/", **intervals)
 
     _warn_if_open()
-    resume_state: Mapping[str, Any] | None = None
-    if isinstance(resume, Mapping):
-        resume_state = resume
-        run_id = str(resume["run_id"])
-    elif isinstance(resume, str) and resume not in ("allow", "must", "never", "auto"):
-        run_id = resume
-        if id is not None and str(id) != run_id:
-            raise ValueError(f"steadyrun.init: id={id!r} and resume={resume!r} name two runs")
-    elif id is not None:
-        run_id = str(id)
-    else:
-        run_id = new_run_id()
+    run_id, resume_state = _run_to_open(resume, id, root_dir(dir), strict_)
     if all_ranks and world > 1:
         from .log.distributed import shared_run_id
 
@@ -130,6 +120,8 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     if rdir is None:
         return InertRun(reason="no writable folder")
     resumed = (rdir / MANIFEST).exists()
+    if resume_state is not None and not resumed:
+        _continue_elsewhere(rdir, resume_state)
     manifest: dict[str, Any] = {}
     steps: dict[str, Any] = {}
     global_step = 0
@@ -196,6 +188,83 @@ def _sidecar(how: str, finish_timeout: float) -> Callable[[Run], Any]:
                              finished=lambda: run.finished)
 
     return make
+
+
+RESUME_WORDS = ("allow", "must", "never", "auto")
+
+
+def _run_to_open(resume: Any, id: str | None, root: Path, strict: bool
+                 ) -> tuple[str, Mapping[str, Any] | None]:
+    """(the run id, the state dict to resume from) for init's `resume` and `id`.
+
+    `resume=state` (run.state_dict()) continues that run; `resume="<id>"` continues a run
+    that must exist (strict: an error; otherwise a loud warning and a new run);
+    `resume="allow"` / `"auto"` with `id` continues it when it exists, else starts it;
+    `"must"` requires it to exist, `"never"` requires it not to (W&B's meanings).
+    """
+    def exists(run_id: str) -> bool:
+        return (runs_dir(root) / run_id / MANIFEST).exists()
+
+    if isinstance(resume, Mapping):
+        return str(resume["run_id"]), resume
+    if resume in ("must", "never"):
+        if id is not None and not is_run_id(str(id)):
+            raise ValueError(f"steadyrun: run id {id!r} must be {ID_RULE}")
+        if id is None:
+            raise ValueError(f"steadyrun.init: resume={resume!r} needs id= (the run to "
+                             f"{'continue' if resume == 'must' else 'start'})")
+        if resume == "must" and not exists(str(id)):
+            raise ValueError(f"steadyrun.init: resume='must', but there is no run {id!r} "
+                             f"under {runs_dir(root)}")
+        if resume == "never" and exists(str(id)):
+            raise ValueError(f"steadyrun.init: resume='never', but run {id!r} already "
+                             f"exists under {runs_dir(root)}")
+        return str(id), None
+    if isinstance(resume, str) and resume not in RESUME_WORDS:
+        if id is not None and str(id) != resume:
+            raise ValueError(f"steadyrun.init: id={id!r} and resume={resume!r} name two runs")
+        if not is_run_id(resume):
+            raise ValueError(f"steadyrun: run id {resume!r} must be {ID_RULE}")
+        if exists(resume):
+            return resume, None
+        msg = (f"steadyrun.init: resume={resume!r}, but there is no run {resume!r} under "
+               f"{runs_dir(root)} (the root is dir=, else $STEADYRUN_DIR, else ./steadyrun "
+               f"in the working folder)")
+        if strict:
+            raise FileNotFoundError(msg)
+        new = new_run_id()
+        import warnings
+
+        from .store.values import SteadyrunWarning
+
+        warnings.warn(f"{msg}. Starting a NEW run {new} instead; pass the same dir= (or "
+                      f"STEADYRUN_DIR) to continue the old one.", SteadyrunWarning,
+                      stacklevel=3)
+        print(f"steadyrun: WARNING: {msg}; a new run {new} is started instead",
+              file=sys.stderr)
+        return new, None
+    return (str(id) if id is not None else new_run_id()), None
+
+
+def _continue_elsewhere(rdir: Path, state: Mapping[str, Any]) -> None:
+    """A state dict resumed where its run's folder is not (another root, a job restarted
+    from another folder): the run goes on in a new folder here under the same id, and
+    its W&B steps continue after every step the state says the run had taken, so W&B
+    never gets one of its `_step`s twice (it would drop those rows)."""
+    sinks = state.get("sinks") if isinstance(state.get("sinks"), Mapping) else {}
+    for name, position in sinks.items():
+        nxt = position.get("next_step") if isinstance(position, Mapping) else None
+        if isinstance(nxt, int) and nxt > 0:
+            from .store.cursor import Cursor
+
+            cursor = Cursor.load(sink_path(rdir, str(name), "cursor"))
+            if cursor.next_seq < nxt and not cursor.journal:
+                cursor.next_seq = nxt
+                cursor.save()
+    print(f"steadyrun: resuming run {rdir.name} from a saved state, but its folder is not "
+          f"under {rdir.parent}: it goes on in a new folder there (its earlier records stay "
+          f"where they were); W&B continues after the steps it already has.",
+          file=sys.stderr)
 
 
 def _warn_if_open() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import records
+from ..store.cursor import stepped_bound
 from ..store.layout import MANIFEST, hostname, segment_path
 from ..store.manifest import update_manifest
 from ..store.steps import StepTracker, is_step_metric, namespace_of_step, step_metric_of
@@ -301,8 +302,17 @@ class Run(RunExtras):
         return self._step
 
     def state_dict(self) -> dict[str, Any]:
-        """Store it in checkpoints; `steadyrun.init(resume=state)` continues from here."""
-        return {"run_id": self.id, "global_step": self._step, "steps": dict(self._steps.last)}
+        """Store it in checkpoints; `steadyrun.init(resume=state)` continues from here.
+
+        `sinks` holds, per sink of the run, the next sequence number (W&B: `_step`) past
+        every record the run holds now: what a resume under another root needs so that
+        W&B never gets a `_step` twice. Counting it writes this process's queue out."""
+        self._writer.flush()
+        pending = len(self._deferred) + (self._pending is not None)
+        ships = self.mode in ("auto", "online", "offline")
+        return {"run_id": self.id, "global_step": self._step, "steps": dict(self._steps.last),
+                "sinks": {name: {"next_step": n + pending}
+                          for name, n in stepped_bound(self.dir, ships).items()}}
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for a subprocess: its plain `steadyrun.init()` joins this run."""

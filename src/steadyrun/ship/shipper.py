@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..store.cursor import Cursor
 from ..store.layout import heartbeat_path, hostname, sink_path
 from ..store.liveness import beat_fresh, pid_alive
 from ..store.manifest import read_manifest
 from ..store.segment_reader import list_segments, read_from
-from .cursor import Cursor
 from .sink import Sink
 
 BATCH_BYTES = 4 << 20
@@ -187,7 +187,10 @@ class Shipper:
             print(f"steadyrun: {exc}; shipping run {self.rdir.name} without its name, project "
                   f"and tags (W&B's defaults apply)", file=sys.stderr)
             manifest = {"id": self.rdir.name}
-        self.sink.open(manifest, self.cursor.next_seq)
+        held = self.sink.open(manifest, self.cursor.next_seq)
+        if isinstance(held, int) and held > self.cursor.next_seq and not self.cursor.journal:
+            self.cursor.next_seq = held  # never a number the destination already has
+            self.cursor.save()
         self.recover()
         while True:
             n = self.step_once()

@@ -21,8 +21,10 @@ class Sink(Protocol):
     label: str  # how messages call it ("W&B")
     sequenced: frozenset[str]  # record kinds (`k`) that take a sequence number
 
-    def open(self, manifest: dict[str, Any], first_seq: int) -> None:
-        """Start (or resume) the destination of the run; `first_seq` is the next number."""
+    def open(self, manifest: dict[str, Any], first_seq: int) -> int | None:
+        """Start (or resume) the destination of the run; `first_seq` is the next number.
+        A destination that already holds later numbers for this run (W&B resumed on its
+        server) returns the number to continue from; else None."""
 
     def durable_seq(self) -> int | None:
         """The highest sequence number the destination's own storage holds for this run,

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..store.cursor import Cursor
 from ..store.layout import sink_path
 from ..store.segment_reader import list_segments
-from .cursor import Cursor
 from .shipper import Shipper
 
 # name -> "module:factory". A factory takes (rdir, mode, *, owner_pid, init_timeout,

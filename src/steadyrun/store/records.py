@@ -86,6 +86,10 @@ def config(values: dict[str, Any]) -> dict[str, Any]:
     return {"k": "config", "t": time.time(), "v": values}
 
 
+# The kinds that are a point on a step axis (they carry `x`): each is one history row in
+# a sink that keeps history, numbered in order (W&B's `_step`).
+STEPPED_KINDS = frozenset(("row", "table", "image", "histogram"))
+
 # A metric's goal or min/max summary as the side of its best: one table for the Run's
 # check, the W&B sink's summary and the row budget's protected bests.
 GOALS = {"minimize": "min", "maximize": "max", "min": "min", "max": "max"}

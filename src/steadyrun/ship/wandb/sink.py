@@ -21,13 +21,13 @@ from typing import Any
 import orjson
 
 from ...store.layout import files_dir, read_sink_status, update_sink_status
-from ...store.records import GOALS
+from ...store.records import GOALS, STEPPED_KINDS
 from ...store.steps import is_step_metric, step_metric_of
 from ...store.values import restore_values
 from .budget import RowBudget, defined_metrics
 
 NAME = "wandb"
-HISTORY_KINDS = frozenset(("row", "table", "image", "histogram"))  # one W&B history row each
+HISTORY_KINDS = STEPPED_KINDS  # each is one W&B history row, numbered by `_step`
 
 
 def wandb_dir_for(rdir: Path) -> Path:
@@ -134,7 +134,7 @@ class WandbSink:
         update_sink_status(self.rdir, NAME, **fields, updated_at=time.time())
 
     # ------------------------------------------------------------------ lifecycle
-    def open(self, manifest: dict[str, Any], first_seq: int) -> None:
+    def open(self, manifest: dict[str, Any], first_seq: int) -> int | None:
         import wandb
 
         self._run_id = manifest.get("id", self.rdir.name)
@@ -178,6 +178,9 @@ class WandbSink:
         url = getattr(self.run, "url", None) if self.mode == "online" else None
         self.status(mode=self.mode, state="shipping", run_dirs=dirs, pid=os.getpid(),
                     **({"url": url} if url else {}))
+        # Online, a resumed W&B run says where its history ends: continue after it.
+        held = int(getattr(self.run, "step", 0) or 0) if self.mode == "online" else 0
+        return held if held > first_seq else None
 
     def settled(self) -> bool:
         """The W&B run was finished after the last record shipped: nothing to redo."""

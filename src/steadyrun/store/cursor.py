@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from ..store.layout import atomic_write_bytes
+from .layout import atomic_write_bytes
 
 
 @dataclass
@@ -107,3 +107,32 @@ class Cursor:
                 reset.setdefault(seg, 0)
         self.offsets.update(reset)
         self.next_seq = entry["first_step"]
+
+
+def stepped_bound(rdir: Path, ships: bool = True) -> dict[str, int]:
+    """Per sink of the run, the next sequence number after every stepped record the run
+    holds on disk: its cursor's `next_step` plus the stepped records not yet shipped. A
+    run that ships but has no cursor yet counts from 0 for W&B. What a state dict carries
+    so that a resume elsewhere never reuses a number (Run.state_dict)."""
+    from .layout import SINKS, sink_path
+    from .records import STEPPED_KINDS
+    from .segment_reader import list_segments
+
+    names = sorted(p.stem for p in (rdir / SINKS).glob("*.cursor"))
+    if ships and not names:
+        names = ["wandb"]
+    starts = tuple(b'\n{"k":"' + k.encode() + b'"' for k in STEPPED_KINDS)
+    out: dict[str, int] = {}
+    for name in names:
+        cursor = Cursor.load(sink_path(rdir, name, "cursor"))
+        count = cursor.next_seq
+        for seg in list_segments(rdir):
+            try:
+                with open(seg, "rb") as fh:
+                    fh.seek(cursor.offsets.get(seg.stem, 0))
+                    data = b"\n" + fh.read()
+            except FileNotFoundError:
+                continue
+            count += sum(data.count(start) for start in starts)
+        out[name] = count
+    return out
