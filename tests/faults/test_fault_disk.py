@@ -262,6 +262,55 @@ def test_read_only_run_folder(tmp_path: Path, scorecard, case: str) -> None:
               **figures_of(done))
 
 
+# ---------------------------------------------------------------------- a small full disk
+TMPFS_FULL = """
+import steadyrun
+run = steadyrun.init(project="full", mode="offline", metadata=False)
+for i in range(60_000):
+    run.log({"train/loss": float(i), "train/acc": i / 60_000})
+run.finish()
+print(f"RUN={run.id}", flush=True)
+"""
+
+
+def test_a_full_disk_is_told_truly_and_the_run_still_ends_finished(tmp_path: Path) -> None:
+    """A 2 MB tmpfs as STEADYRUN_DIR and 60,000 rows: it said "47570 rows are lost", then
+    "Nothing is lost", claimed the end was "still recorded in its segment" when that
+    could not be written, and the run read as crashed. Now every message is true and the
+    run reads "finished, N rows dropped (disk full)"."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root and a mount namespace for a small tmpfs")
+    disk = tmp_path / "sr"
+    disk.mkdir()
+    out = tmp_path / "copy"
+    (tmp_path / "script.py").write_text(TMPFS_FULL)
+    env = wandb_env(tmp_path, WANDB_DIR=str(tmp_path / "wandb-files"),
+                    STEADYRUN_BUFFER_RECORDS="2000")
+    # Inside the namespace: the run, then `runs --json`, then a copy of the run folder.
+    inner = (f'mount -t tmpfs -o size=2m none "{disk}" && '
+             f'"{sys.executable}" script.py; code=$?; '
+             f'"{sys.executable}" -m steadyrun runs --json > runs.json; '
+             f'cp -r "{disk}/runs" "{out}"; exit $code')
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    assert "No space left" in err or "cannot write" in err, err  # the disk did fill
+    assert "Nothing is lost" not in err, err
+    assert "still recorded in its segment" not in err, err
+    (row,) = orjson.loads((tmp_path / "runs.json").read_bytes())
+    assert row["state"] == "finished", row
+    assert row["dropped_rows"] > 0
+    data = steadyrun.open_run(out / row["id"])
+    dropped = sum(e["rows"] for e in data.events if e["type"] == "dropped")
+    assert dropped == row["dropped_rows"]
+    assert len(data.rows) + dropped == 60_000  # every row: kept, or counted as dropped
+    owner = [i for i in data.segments.values() if i["role"] == "owner"]
+    assert owner[0]["closed"] and owner[0]["close"]["state"] == "finished"
+
+
 # ---------------------------------------------------------------------- corrupt run.json
 CORRUPT = {
     "truncated": b'{"id": "abc", "state": "fin',

@@ -35,9 +35,18 @@ def run_row(data: Any, rows: int | None = None, last_step: Any = None) -> dict[s
     m = data.manifest
     if rows is None:
         rows, last_step = len(data.rows), data.last_step
-    return {"id": data.id, "name": m.get("name"), "project": m.get("project"),
-            "state": data.state, "rows": rows, "last_step": last_step,
-            "age": _age(m.get("created_at")), "dir": str(data.dir)}
+    out = {"id": data.id, "name": m.get("name"), "project": m.get("project"),
+           "state": data.state, "rows": rows, "last_step": last_step,
+           "age": _age(m.get("created_at")), "dir": str(data.dir)}
+    if isinstance(m.get("dropped_rows"), int) and m["dropped_rows"]:
+        out["dropped_rows"] = m["dropped_rows"]
+    return out
+
+
+def state_text(row: dict[str, Any]) -> str:
+    """`finished`, or `finished, 47570 rows dropped (disk full)`."""
+    n = row.get("dropped_rows")
+    return f"{row['state']}, {n} rows dropped (disk full)" if n else row["state"]
 
 
 def locate_run(ref: str, root: str | None) -> Path:
@@ -90,7 +99,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         table.add_column(col, justify="right" if col in ("rows", "last step", "age") else "left")
     colors = {"running": "cyan", "finished": "green", "failed": "red", "crashed": "red"}
     for r in rows:
-        state = f"[{colors.get(r['state'], 'white')}]{r['state']}[/]"
+        state = f"[{colors.get(r['state'], 'white')}]{state_text(r)}[/]"
         table.add_row(r["id"], str(r["name"]), str(r["project"]), state, str(r["rows"]),
                       str(r["last_step"]), r["age"])
     Console().print(table)

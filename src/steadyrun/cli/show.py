@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from ..store.layout import sync_command
-from .runs import locate_run, run_row
+from .runs import locate_run, run_row, state_text
 
 
 def register(sub: Any) -> None:
@@ -59,7 +59,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     con = Console()
     con.print(f"[bold]run {info['id']}[/] {info['name']}  project={info['project']}  "
-              f"state={info['state']}  rows={info['rows']}  last step={info['last_step']}")
+              f"state={state_text(info)}  rows={info['rows']}  last step={info['last_step']}")
     # Paths and messages are printed whole (soft_wrap): a path folded by rich at the
     # terminal width cannot be copied or grepped.
     con.print(f"folder: {info['dir']}", soft_wrap=True)

@@ -353,18 +353,23 @@ class Run(RunExtras):
             self._fast = (None, ())  # later log() calls take the slow path, which refuses them
         self._writer.close()
         self._append = self._late_append  # what comes after finish() is kept apart
+        lost = self._writer.dropped_rows + self._writer.pending  # rows the disk refused
         if self.role == "owner":
+            dropped = {"dropped_rows": lost} if lost else {}
             try:
                 update_manifest(self.dir, state=state, exit_code=exit_code,
                                 finished_at=time.time(), global_step=self._step,
-                                last_steps=dict(self._steps.last))
+                                last_steps=dict(self._steps.last), **dropped)
             except OSError as exc:
-                # A folder gone read-only or full must not fail the end of training: the
-                # segment's close record already says how the run ended.
-                print(f"steadyrun: cannot update {self.dir / MANIFEST} ({exc}); the run's "
-                      f"end is still recorded in its segment", file=sys.stderr)
+                # A folder gone read-only or full must not fail the end of training.
+                where = ("the run's end is still recorded in its segment"
+                         if self._writer.error is None else
+                         "its segment could not be written either, so the run will read as "
+                         "crashed")
+                print(f"steadyrun: cannot update {self.dir / MANIFEST} ({exc}); {where}",
+                      file=sys.stderr)
         if self._sidecar is not None:
-            self._sidecar.finish(timeout)
+            self._sidecar.finish(timeout, lost=lost)
         from . import live_runs
 
         live_runs.forget(self)

@@ -27,7 +27,8 @@ class Sidecar(Protocol):
     """What the owner's Run needs of its sidecar (ship/handle.py builds the real one)."""
 
     def check(self) -> None: ...  # from the heartbeat: restart a sidecar that died
-    def finish(self, timeout: float | None) -> None: ...  # bounded wait at finish()
+    # A bounded wait at finish(); `lost`: rows the local log lacks (a disk that refused).
+    def finish(self, timeout: float | None, lost: int = 0) -> None: ...
 
 
 def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, mode: str,

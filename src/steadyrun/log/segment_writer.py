@@ -20,6 +20,11 @@ default 100,000). What happens at the bound depends on why the disk is behind:
   as soon as the disk takes writes again, a `dropped` event records how many rows and
   records were lost and their step range, and stderr says so. A segment whose disk
   never recovers reports what it lost at close. Nothing is lost silently.
+
+A full disk must still let the run say how it ended: each writer holds a small reserve
+file beside its segment (RESERVE_BYTES, deleted at close). When the disk still refuses
+writes at close, the reserve is freed first, so the `dropped` event, the close record and
+run.json fit, and the run reads "finished, N rows dropped" rather than "crashed".
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import orjson
 from ..store.records import encode, encode_row, event
 
 DEFAULT_BUFFER_RECORDS = 100_000
+RESERVE_BYTES = 64 << 10  # room for the end of a run on a full disk
+_CLOSE = b'{"k":"close"'
 MAX_BACKOFF = 5.0
 _ROW = b'{"k":"row"'
 _OPEN = b'{"k":"open"'
@@ -56,6 +63,25 @@ def _say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
     except (OSError, ValueError):  # stderr closed or on the same full disk: nothing to do
         pass
+
+
+def _make_reserve(path: Path) -> Path | None:
+    """A file of RESERVE_BYTES, or None where even that cannot be written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError:
+        return None
+    try:
+        os.write(fd, bytes(RESERVE_BYTES))
+        return path
+    except OSError:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return None
+    finally:
+        os.close(fd)
 
 
 WAKE_AT = 4096  # records queued that wake the writer before its interval ends
@@ -96,6 +122,7 @@ class SegmentWriter:
         self._outage: dict[str, Any] | None = None
         # Keys whose `rejected` event is already in this segment: one event per key.
         self.rejected_keys: set[str] = set()
+        self._reserve = _make_reserve(path.with_name(f".{path.stem}.reserve"))
         self._thread = threading.Thread(target=self._loop, name="steadyrun-writer", daemon=True)
         self._thread.start()
 
@@ -125,12 +152,15 @@ class SegmentWriter:
                 if len(self._queue) > self._high_water:
                     self._drop_oldest()
 
-    def _drop_oldest(self) -> None:
-        """Drop the oldest rows (then other records but `open`) down to 90% of the bound."""
+    def _drop_oldest(self, floor: int | None = None, passes: tuple[bool, ...] = (True, False)
+                     ) -> None:
+        """Drop the oldest rows (then other records but `open`) down to 90% of the bound;
+        with `floor=0, passes=(True,)`, every row still queued."""
         q = self._queue
-        floor = self._high_water - max(1, self._high_water // 10)
+        if floor is None:
+            floor = self._high_water - max(1, self._high_water // 10)
         outage = self._outage_info()
-        for rows_only in (True, False):
+        for rows_only in passes:
             excess = len(q) - floor
             if excess <= 0:
                 break
@@ -255,16 +285,19 @@ class SegmentWriter:
                  f"stays unwritable, the oldest rows are dropped and counted.")
         self._error = exc
 
+    def _dropped_event(self, outage: dict[str, Any]) -> bytes:
+        fields = {k: outage[k] for k in ("records", "rows", "x_min", "x_max", "since")}
+        return encode(event("dropped", reason="the disk refused writes",
+                            buffer_records=self._high_water, until=time.time(), **fields))
+
     def _recovered(self) -> None:
         took = time.monotonic() - self._error_since
         outage, self._outage = self._outage, None
         self._error = None
         self._backoff = self._interval
         if outage and outage["records"]:
-            fields = {k: outage[k] for k in ("records", "rows", "x_min", "x_max", "since")}
-            self._queue.append(encode(event("dropped", reason="the disk refused writes",
-                                            buffer_records=self._high_water,
-                                            until=time.time(), **fields)))
+            if not outage.get("sealed"):
+                self._queue.append(self._dropped_event(outage))
             _say(f"steadyrun: writing {self.path} works again after {took:.1f}s; "
                  f"{outage['rows']} rows ({outage['records']} records) were dropped while it "
                  f"failed, recorded as a 'dropped' event.")
@@ -305,7 +338,10 @@ class SegmentWriter:
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=5)
-        self._drain(sync=True, force=True)
+        if self._error is not None:
+            self._make_room_for_the_end()
+        else:
+            self._drain(sync=True, force=True)
         if self._queue and self._error is None:
             self._drain(sync=True, force=True)  # the `dropped` event of a last-minute recovery
         with self._lock:
@@ -321,3 +357,34 @@ class SegmentWriter:
                 os.close(self._fd)
             except OSError:
                 pass
+        self._free_reserve()
+
+    def _make_room_for_the_end(self) -> None:
+        """The disk still refused writes at close. Write what it takes now; if it is still
+        full, the rows still waiting are dropped (counted, as at the bound: they would
+        wait for ever) and the reserve is freed for the `dropped` event and the close
+        record. Either way the segment ends with how the run ended, the close record
+        last, and says what it lacks."""
+        with self._lock:
+            q = self._queue
+            end = q.pop() if q and type(q[-1]) is bytes and q[-1].startswith(_CLOSE) else None
+        self._drain(sync=True, force=True)  # a recovery queues its `dropped` event here
+        with self._lock:
+            if self._error is not None:
+                self._drop_oldest(floor=0, passes=(True,))
+                outage = self._outage
+                if outage is not None and outage["records"]:
+                    outage["sealed"] = True
+                    self._queue.append(self._dropped_event(outage))
+                self._free_reserve()
+            if end is not None:
+                self._queue.append(end)
+        self._drain(sync=True, force=True)
+
+    def _free_reserve(self) -> None:
+        if self._reserve is not None:
+            try:
+                os.unlink(self._reserve)
+            except OSError:
+                pass
+            self._reserve = None

@@ -83,11 +83,16 @@ class SidecarHandle:
             code = self.proc.returncode if self.proc is not None else "?"
             self.restarts += 1
             print(f"steadyrun: the W&B sidecar of run {self.run_id} exited (code {code}); "
-                  f"restarting it ({self.restarts}/{MAX_RESTARTS}). Nothing is lost: it "
-                  f"resumes from its cursor.", file=sys.stderr)
+                  f"restarting it ({self.restarts}/{MAX_RESTARTS}). It resumes from its "
+                  f"cursor: no record is shipped twice or skipped.", file=sys.stderr)
             self._start()
 
-    def finish(self, timeout: float | None) -> None:
+    def finish(self, timeout: float | None, lost: int = 0) -> None:
+        """Wait (bounded) for the sidecar; say where the run is, or what is left to do.
+        `lost`: rows the local log itself lacks, so no message claims it holds them all."""
+        local = (f"The local log lacks {lost} rows the disk refused (recorded as a "
+                 f"'dropped' event)." if lost else
+                 "Nothing is lost: the local log holds every record.")
         timeout = self.finish_timeout if timeout is None else timeout
         self.check(finishing=True)  # a sidecar that died before the end gets one more drain
         deadline = time.monotonic() + timeout
@@ -110,7 +115,7 @@ class SidecarHandle:
                   f"{self.proc.returncode}) before it finished the W&B run; "
                   f"{pending_bytes(self.rdir)} bytes of records are not yet shipped. "
                   f"`{sync_command(self.rdir)}` "
-                  f"completes it at any time. Nothing is lost: the local log holds every record.",
+                  f"completes it at any time. {local}",
                   file=sys.stderr)
             return
         if self.alive():
@@ -119,7 +124,7 @@ class SidecarHandle:
             print(f"steadyrun: W&B shipping of run {self.run_id} did not finish within "
                   f"{timeout:.0f}s; {left} bytes of records are not yet shipped. It goes on "
                   f"in the background ({where}); `{sync_command(self.rdir)}` completes it "
-                  f"at any time. Nothing is lost: the local log holds every record.",
+                  f"at any time. {local}",
                   file=sys.stderr)
             return
         status = read_sink_status(self.rdir, "wandb")
