@@ -37,6 +37,7 @@ FLAGS = {  # dest: (help, extra argparse keywords)
     "experiment": ("name of an experiment preset (see --experiment in the presets file)", {}),
 }
 
+
 class _TagsAction(argparse.Action):
     """`--wandb_tags a,b c` and repeated flags all give one flat list: [a, b, c]."""
 

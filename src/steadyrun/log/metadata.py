@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.layout import FILES
-from ..store.redact import redact_argv, redact_code, redact_text
+from ..store.redact import redact_argv, redact_text
 from .port import RunPort
 
 KEY = "steadyrun"
@@ -327,7 +327,7 @@ class Collector:
             self._record()
 
     def _save_diff(self, diff: str) -> str | None:
-        data = redact_code(diff)
+        data = redact_text(diff)
         if len(data) > DIFF_LIMIT:
             data = data[:DIFF_LIMIT] + f"\n[steadyrun: diff cut at {DIFF_LIMIT} bytes]\n"
         import tempfile

@@ -293,7 +293,7 @@ class Run(RunSaid, RunExtras):
             self._fast = (None, ())  # later log() calls take the slow path, which refuses them
         self._writer.close()
         self._append = self._late_append  # what comes after finish() is kept apart
-        lost = self._writer.dropped_rows + self._writer.pending  # rows the disk refused
+        lost = self._writer.lost_rows  # rows the disk refused
         if self.role == "owner":
             dropped = {"dropped_rows": lost} if lost else {}
             try:

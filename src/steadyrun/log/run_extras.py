@@ -20,7 +20,7 @@ import orjson
 
 from ..store import records
 from ..store.layout import FILES, MEDIA, files_dir
-from ..store.redact import redact_code, redact_text, redact_tree, redact_value
+from ..store.redact import redact_text, redact_tree, redact_value
 from ..store.steps import step_metric_of
 from ..store.values import Rejected, check_key, nonfinite_tag, to_number
 from .config_input import clean_config
@@ -244,8 +244,8 @@ class RunExtras:
             level = "WARN"
         elif asked != level and asked != "WARNING":
             text = f"{text}\n(level {asked}, sent as {level}: W&B has no {asked})".lstrip()
-        self._append(records.encode(records.alert(redact_code(str(title)),
-                                                  redact_code(text), level)))
+        self._append(records.encode(records.alert(redact_text(str(title)),
+                                                  redact_text(text), level)))
 
     def _x(self, step: int | None, key: str) -> int:
         """Without step=, a table or image sits at the current point of its namespace's

@@ -309,6 +309,16 @@ class SegmentWriter:
     def error(self) -> OSError | None:
         return self._error
 
+    def _queued_rows(self) -> int:
+        return sum(1 for it in self._queue if type(it) is tuple
+                   or (type(it) is bytes and it.startswith(_ROW)))
+
+    @property
+    def lost_rows(self) -> int:
+        """Rows this segment lacks: dropped at the bound, and, while the disk still
+        refuses, those waiting in the queue."""
+        return self.dropped_rows + (self._queued_rows() if self._error is not None else 0)
+
     @property
     def pending(self) -> int:
         return len(self._queue)
@@ -347,8 +357,7 @@ class SegmentWriter:
         with self._lock:
             if self._error is not None:
                 left = self._queue
-                rows = sum(1 for it in left if type(it) is tuple
-                           or (type(it) is bytes and it.startswith(_ROW)))
+                rows = self._queued_rows()
                 outage = self._outage or {"rows": 0, "records": 0}
                 _say(f"steadyrun: {self.path} could not be written at close "
                      f"({self._error}); {rows + outage['rows']} rows "

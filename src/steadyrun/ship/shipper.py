@@ -150,17 +150,8 @@ class Shipper:
         self._shipped += shipped
         self.cursor.commit(end, next_seq, rows)
         if self.progress is not None:
-            self.progress(self._shipped, self._pending_bytes())
+            self.progress(self._shipped, self.cursor.unshipped_bytes(self.rdir))
         return len(batch)
-
-    def _pending_bytes(self) -> int:
-        total = 0
-        for path in list_segments(self.rdir):
-            try:
-                total += path.stat().st_size - self.cursor.offsets.get(path.stem, 0)
-            except FileNotFoundError:
-                pass
-        return total
 
     def run(self) -> Outcome:
         """Ship under the sink's lock: two shippers on one cursor would duplicate rows.
@@ -175,8 +166,8 @@ class Shipper:
             return self._run_locked()
 
     def _run_locked(self) -> Outcome:
-        if not self.cursor.journal and self._pending_bytes() == 0 and self.sink.settled() \
-                and (not self.follow or self._writers_done()[0]):
+        if not self.cursor.journal and self.cursor.unshipped_bytes(self.rdir) == 0 \
+                and self.sink.settled() and (not self.follow or self._writers_done()[0]):
             # Nothing new, and the destination was closed after the last record: a
             # follower that waited for another shipper's lock finds the work done too.
             return Outcome(0, self.cursor.rows, "up-to-date", 0, self._torn)

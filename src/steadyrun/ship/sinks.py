@@ -14,7 +14,6 @@ from typing import Any
 
 from ..store.cursor import Cursor
 from ..store.layout import sink_path
-from ..store.segment_reader import list_segments
 from .shipper import Shipper
 
 # name -> "module:factory". A factory takes (rdir, mode, *, owner_pid, init_timeout,
@@ -42,10 +41,5 @@ def build_shippers(rdir: Path, mode: str, *, follow: bool, owner_pid: int | None
 
 def pending_bytes(rdir: Path) -> int:
     """Bytes of records some sink has not shipped yet (the largest backlog of any sink)."""
-    segments = list_segments(rdir)
-    worst = 0
-    for name in SINKS:
-        cursor = Cursor.load(sink_path(rdir, name, "cursor"))
-        worst = max(worst, sum(max(0, p.stat().st_size - cursor.offsets.get(p.stem, 0))
-                               for p in segments))
-    return worst
+    return max((Cursor.load(sink_path(rdir, name, "cursor")).unshipped_bytes(rdir)
+                for name in SINKS), default=0)

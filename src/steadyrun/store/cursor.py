@@ -92,6 +92,18 @@ class Cursor:
                 return entry
         return None
 
+    def unshipped_bytes(self, rdir: Path) -> int:
+        """Bytes of the run's segments past this cursor (a vanished segment counts 0)."""
+        from .segment_reader import list_segments
+
+        total = 0
+        for path in list_segments(rdir):
+            try:
+                total += max(0, path.stat().st_size - self.offsets.get(path.stem, 0))
+            except FileNotFoundError:
+                pass
+        return total
+
     def rewind(self, entry: dict[str, Any]) -> None:
         """Back to the start of `entry`; it and everything after it ship again."""
         idx = self.journal.index(entry)

@@ -135,7 +135,7 @@ def redact_text(text: str) -> str:
     return _credentials(text)
 
 
-# Saved code and free text follow the same rule.
+# Saved code and free text follow the same rule; the old name stays for callers of it.
 redact_code = redact_text
 
 
