@@ -92,11 +92,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs under {where}{why}; the root is --dir, else $STEADYRUN_DIR, else "
               f"./steadyrun")
         return 0
-    table = Table(title=f"steadyrun runs in {runs_dir(args.dir)}")
+    table = Table(title=f"steadyrun runs in {runs_dir(args.dir)}", show_edge=False,
+                  collapse_padding=True, pad_edge=False)
     # The id is what every other command takes: it is never cut, whatever the width.
     table.add_column("id", no_wrap=True, min_width=max(len(r["id"]) for r in rows))
-    for col in ("name", "project", "state", "rows", "last step", "age"):
-        table.add_column(col, justify="right" if col in ("rows", "last step", "age") else "left")
+    table.add_column("name")
+    table.add_column("project")
+    # The state is read at a glance: a narrow terminal squeezes name and project first.
+    table.add_column("state", min_width=max(len(r["state"]) for r in rows))
+    for col in ("rows", "last step", "age"):
+        table.add_column(col, justify="right")
     colors = {"running": "cyan", "finished": "green", "failed": "red", "crashed": "red"}
     for r in rows:
         state = f"[{colors.get(r['state'], 'white')}]{state_text(r)}[/]"
