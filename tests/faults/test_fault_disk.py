@@ -380,8 +380,9 @@ def test_corrupt_run_json(tmp_path: Path, scorecard) -> None:
 
 # ---------------------------------------------------------------------- the policy, in-process
 class _FlakyDisk:
-    """`os` for the segment writer: writes fail with ENOSPC while `full`, after taking
-    `partial` bytes of the first refused write (a line the disk took only in part)."""
+    """`os` for the segment file in write mode: writes fail with ENOSPC while `full`,
+    after taking `partial` bytes of the first refused write (a line the disk took only
+    in part). (mmap mode is refused whole, at allocation: the RLIMIT_FSIZE tests above.)"""
 
     def __init__(self) -> None:
         self.full = False
@@ -390,29 +391,30 @@ class _FlakyDisk:
     def __getattr__(self, name: str):
         return getattr(os, name)
 
-    def write(self, fd: int, data) -> int:
+    def pwrite(self, fd: int, data, offset: int) -> int:
         if self.full:
             if self.partial:
                 n, self.partial = self.partial, 0
-                return os.write(fd, bytes(data[:n]))
+                return os.pwrite(fd, bytes(data[:n]), offset)
             raise OSError(28, "No space left on device")
-        return os.write(fd, data)
+        return os.pwrite(fd, data, offset)
 
 
 def test_buffer_policy_drop_oldest_rows_keep_other_records(tmp_path: Path, monkeypatch,
                                                            capfd) -> None:
+    import steadyrun.log.segment_file as sf
     import steadyrun.log.segment_writer as sw
     from steadyrun.store import records
 
     disk = _FlakyDisk()
-    monkeypatch.setattr(sw, "os", disk)
+    monkeypatch.setattr(sf, "os", disk)
     path = tmp_path / "seg.jsonl"
-    writer = sw.SegmentWriter(path, interval=0.05, high_water=200)
+    writer = sw.SegmentWriter(path, interval=0.05, high_water=200, mode="write")
     writer.append(records.encode(records.opened("w", "owner", 1, "h")))
     writer.flush()
     disk.full, disk.partial = True, 7
     for i in range(1000):
-        writer.append((i, float(i), {"v": float(i)}))
+        writer.append(records.encode(records.row(i, float(i), {"v": float(i)})))
         if i == 500:
             writer.append(records.encode(records.summary({"s": 1.0})))
         assert writer.pending <= 201

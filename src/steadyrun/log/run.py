@@ -1,8 +1,8 @@
 """The `Run` handle: turns API calls into records on this process's segment.
 
 Everything here runs on the training thread, so `log` is written for speed: numbers of
-known keys take a fast path of type checks, one step stamp and one deque append (the
-writer thread encodes the row). Anything unusual (a new key, a non-number, NaN, a
+known keys take a fast path of type checks, one step stamp, one orjson encode and one
+copy into the segment (log/segment_file.py), after which the row survives SIGKILL. Anything unusual (a new key, a non-number, NaN, a
 pending row) goes through `_log_slow`, which applies the same rules with full checks.
 """
 
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from ..store import records
 from ..store.cursor import stepped_bound
@@ -30,6 +31,8 @@ from .run_said import RunSaid
 from .segment_writer import SegmentWriter
 
 _time = time.time
+_dumps = orjson.dumps
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
 _NUMERIC = frozenset((float, int))
 _PLAIN = frozenset((float, int, bool, type(None)))
 
@@ -65,7 +68,8 @@ class Run(RunSaid, RunExtras):
         self._warned: set[Any] = set()
         self._overwritten: dict[str, int] = {}  # key -> values replaced in a pending row
         self._rejected_counts: dict[tuple[str, str, str], int] = {}  # per problem
-        self._lock = threading.Lock()
+        # The writer's (re-entrant) lock: one lock orders the step counter and the segment.
+        self._lock = writer.lock
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         # (key set, step metrics to stamp) of the fast path, swapped as one object so a
@@ -103,7 +107,8 @@ class Run(RunSaid, RunExtras):
             if self.role.startswith("rank"):
                 return  # every rank reduced; rank 0 alone records the result
         # Fast path: the same keys as the last fast row, plain int/float values, auto step.
-        # It costs a few microseconds; the writer thread encodes the row.
+        # It encodes the row here (one orjson call, the step metrics spliced in as bytes)
+        # and copies it into the segment: in the page cache when log() returns.
         if step is None and commit and self._pending is None:
             fast_keys, plan = self._fast
             try:
@@ -113,30 +118,43 @@ class Run(RunSaid, RunExtras):
             if not same:
                 plan = self._learn_fast(metrics)
             if plan is not None and _NUMERIC.issuperset(map(type, metrics.values())):
-                values = dict(metrics)
                 self._acquire()
                 x = self._step
                 last = self._steps.last
                 for sk in plan:
                     if last.get(sk, x) > x:
-                        break
-                    values[sk] = last[sk] = x
+                        break  # a step metric would go back: the slow path says so
                 else:
-                    self._step = x + 1
-                    self._append((x, _time(), values))
-                    self._release()
-                    return
+                    values = dict(metrics)
+                    for sk in plan:
+                        values[sk] = x
+                    try:
+                        line = _dumps({"k": "row", "t": _time(), "x": x, "v": values},
+                                      option=_NEWLINE)
+                    except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits
+                        line = b":null"
+                    # orjson writes NaN and inf as null, and a plain number never is: a
+                    # null means a non-finite value, which the slow path names in `nf`.
+                    if b":null" not in line:
+                        for sk in plan:
+                            last[sk] = x
+                        self._step = x + 1
+                        rest = self._writer.put_locked(line)  # into the segment
+                        if rest:
+                            self._writer.refused(line, rest)
+                        self._release()
+                        return
                 self._release()
         self._log_slow(metrics, step, commit)
 
     def _learn_fast(self, metrics: Any) -> tuple[str, ...] | None:
         """Admit a key set to the fast path: valid keys, no user-given step metric.
 
-        Returns the step metrics to stamp, or None. Strict runs stay on the slow path: the
-        fast path leaves the 64-bit check to the writer thread, which cannot raise.
+        Returns the step metrics to stamp, or None. Anything the fast path cannot write
+        as it is (NaN, an int beyond 64 bits) goes on to the slow path, which raises in a
+        strict run, so strict runs take the fast path too.
         """
-        if self.strict or self._finished or self._prefix or not isinstance(metrics, dict) \
-                or not metrics:
+        if self._finished or self._prefix or not isinstance(metrics, dict) or not metrics:
             return None
         known = self._known
         if not known.issuperset(metrics):

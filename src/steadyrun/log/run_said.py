@@ -104,8 +104,6 @@ class RunSaid:
         never dropped. The sidecar ships it if it is still shipping; a W&B run that was
         already finished gets it from `steadyrun sync`, as the warning says.
         """
-        if type(item) is tuple:
-            item = records.encode_row(*item)
         name = f"late-{os.getpid()}-{os.urandom(2).hex()}"
         data = (records.encode(records.opened(name, "late", os.getpid(), hostname()))
                 + item + records.encode(records.closed(0, "finished")))

@@ -1,25 +1,23 @@
-"""One writer per segment file: the calling thread encodes, a background thread writes.
+"""One writer per segment file: a record is in the file when `append` returns.
 
-The training thread pays for one orjson encode and one deque append per record. A
-daemon thread drains the deque every `interval` seconds with a single buffered write
-and fsyncs at least once a second, so a crash (even SIGKILL) loses at most about a
-second of records; `flush()` drains and fsyncs on the caller's thread for a hard
-guarantee.
+The caller encodes the record (orjson, on its own thread) and `append` copies it into
+the segment under the writer's lock: one copy into mapped pages of the file, or one
+`pwrite` where mapping is not safe (log/segment_file.py). Either way the record is in
+the kernel's page cache on return, so killing the process, even with SIGKILL, loses
+nothing that was appended. A daemon thread fsyncs at least once a second (a power cut
+loses at most about a second), and `flush()` fsyncs on the caller's thread.
 
-The deque is a bounded buffer of at most `high_water` records (`STEADYRUN_BUFFER_RECORDS`,
-default 100,000). What happens at the bound depends on why the disk is behind:
-
-- The disk is slow (a burst faster than the disk): the caller writes the backlog itself.
-  Training waits for the disk (back-pressure), memory stays bounded, nothing is dropped.
-- The disk refuses writes (full, quota, file-size limit, I/O error): training goes on.
-  The error is reported once on stderr (not as a warning: a warnings filter must not
-  hide lost data), the records wait in the buffer, and the writer thread retries with a
-  backoff of up to 5 s. While the buffer is full the oldest rows are dropped, a tenth of
-  the buffer at a time; other records (open, config, summary, events, close) are kept
-  unless they alone overflow it. Dropping is reported once when it starts and counted:
-  as soon as the disk takes writes again, a `dropped` event records how many rows and
-  records were lost and their step range, and stderr says so. A segment whose disk
-  never recovers reports what it lost at close. Nothing is lost silently.
+When the disk refuses writes (full, quota, file-size limit, I/O error), training goes
+on. The error is reported once on stderr (not as a warning: a warnings filter must not
+hide lost data), and records wait, in order, in a buffer of at most `high_water` records
+(`STEADYRUN_BUFFER_RECORDS`, default 100,000) that the writer thread retries with a
+backoff of up to 5 s. While the buffer is full the oldest rows are dropped, a tenth of
+the buffer at a time; other records (open, config, summary, events, close) are kept
+unless they alone overflow it. Dropping is reported once when it starts and counted:
+as soon as the disk takes writes again, a `dropped` event records how many rows and
+records were lost and their step range, and stderr says so. A segment whose disk never
+recovers reports what it lost at close. Nothing is lost silently. Only these buffered
+records can be lost to a SIGKILL: the disk had already refused them.
 
 A full disk must still let the run say how it ended: each writer holds a small reserve
 file beside its segment (RESERVE_BYTES, deleted at close). When the disk still refuses
@@ -39,7 +37,8 @@ from typing import Any
 
 import orjson
 
-from ..store.records import encode, encode_row, event
+from ..store.records import encode, event
+from .segment_file import SegmentFile
 
 DEFAULT_BUFFER_RECORDS = 100_000
 RESERVE_BYTES = 64 << 10  # room for the end of a run on a full disk
@@ -84,30 +83,25 @@ def _make_reserve(path: Path) -> Path | None:
         os.close(fd)
 
 
-WAKE_AT = 4096  # records queued that wake the writer before its interval ends
-WAKE_MASK = WAKE_AT - 1
-# Records queued past which the training thread writes the backlog itself. A loop that
-# logs faster than the writer thread encodes (both share the GIL) would otherwise queue
-# up to the buffer bound: 100,000 rows, ~120 MB (issue 6's memory figure).
-PRESSURE_AT = 16384
-
-
 class SegmentWriter:
     def __init__(self, path: Path, interval: float = 0.2, fsync_every: float = 1.0,
-                 high_water: int | None = None, on_beat=None) -> None:
+                 high_water: int | None = None, on_beat=None, mode: str | None = None) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._file = SegmentFile(path, mode)
+        self._put = self._file.put
+        # Under `lock`: put an encoded record, get back what the disk refused (b"" when
+        # all was taken; then call `refused`). The Run's fast path calls it directly.
+        self.put_locked = self._put
+        # Records the disk refused, waiting in order; empty while the disk takes writes.
         self._queue: collections.deque[Any] = collections.deque()
-        self._lock = threading.Lock()
+        # Re-entrant: the Run holds it around its step counter and the append (one lock
+        # on the hot path), and calls `append` while holding it elsewhere.
+        self._lock = threading.RLock()
         self._interval = interval
         self._fsync_every = fsync_every
         self._high_water = buffer_records() if high_water is None else high_water
-        # A healthy disk never needs the whole buffer: past PRESSURE_AT queued records the
-        # caller helps the writer (back-pressure), which bounds memory at any logging rate.
-        # The full bound is for a disk that refuses writes, where records must wait.
-        self._pressure = min(self._high_water, PRESSURE_AT)
         self._last_fsync = time.monotonic()
-        self._dirty = False
+        self._synced_at = 0  # the data's end at the last fsync
         self._error: OSError | None = None
         self._error_since = 0.0
         self._retry_at = 0.0
@@ -115,7 +109,6 @@ class SegmentWriter:
         self._closed = False
         self._wake = threading.Event()
         self._on_beat = on_beat
-        self.bytes_written = 0
         # What the bound made us drop, over the segment's life and in the current outage.
         self.dropped_rows = 0
         self.dropped_records = 0
@@ -123,35 +116,70 @@ class SegmentWriter:
         # Keys whose `rejected` event is already in this segment: one event per key.
         self.rejected_keys: set[str] = set()
         self._reserve = _make_reserve(path.with_name(f".{path.stem}.reserve"))
+        self._file.on_switch = self._wake.set  # prepare the next window ahead of the hot path
         self._thread = threading.Thread(target=self._loop, name="steadyrun-writer", daemon=True)
         self._thread.start()
 
-    def append(self, item: bytes | tuple[int, float, dict[str, Any]]) -> None:
-        """Hot path: one deque append. Thread-safe without a lock (deque ops are atomic).
+    @property
+    def mode(self) -> str:
+        """'mmap' or 'write' (log/segment_file.py), and `write_mode_why` says why."""
+        return self._file.mode
 
-        An item is an encoded line, or a raw row `(x, t, values)` that the writer thread
-        encodes, which keeps the JSON encode off the training thread.
+    @property
+    def write_mode_why(self) -> str:
+        return self._file.why
+
+    @property
+    def bytes_written(self) -> int:
+        return self._file.data_end
+
+    def append(self, item: bytes) -> None:
+        """Put an encoded record into the segment: in the page cache when this returns.
+
+        Thread-safe. While the disk refuses writes, the record waits in order behind
+        the ones it refused.
         """
+        with self._lock:
+            rest = self.put_locked(item)
+            if rest:
+                self.refused(item, rest)
+
+    def append_locked(self, item: bytes) -> None:
+        """`append` for a caller that already holds `lock`."""
+        rest = self.put_locked(item)
+        if rest:
+            self.refused(item, rest)
+
+    def _hold(self, item: bytes) -> bytes:
+        """`put_locked` during an outage: the record waits behind the refused ones."""
+        self._enqueue(item)
+        return b""
+
+    def _queue_changed(self) -> None:
+        # The hot path's one call: straight into the file, or into the queue while
+        # records wait (their order is kept).
+        self.put_locked = self._hold if self._queue else self._put
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The writer's lock. A caller that must order its own state with the segment
+        (the Run's step counter) holds it around `append_locked`."""
+        return self._lock
+
+    def _enqueue(self, item: bytes) -> None:
         q = self._queue
         q.append(item)
-        n = len(q)
-        if n > self._pressure:
-            self._overflow()
-        elif not n & WAKE_MASK:
-            # A fast loop wakes the writer every WAKE_AT records instead of letting a
-            # whole interval pile up, for one bit test per call.
-            self._wake.set()
+        if len(q) > self._high_water:
+            self._drop_oldest()
+        self._queue_changed()
+
+    def refused(self, item: bytes, rest: bytes) -> None:
+        """Under `lock`: the disk took only `item`'s start (or none of it): keep `rest`."""
+        self._report(self._file.error or OSError("the segment refused a write"))
+        done = len(item) - len(rest)
+        self._requeue(rest, torn=done > 0)
 
     # ------------------------------------------------------------------ the bound
-    def _overflow(self) -> None:
-        """The buffer is past its bound: wait for a slow disk, or drop for a failing one."""
-        if self._error is None:
-            self._drain(sync=False)  # back-pressure: the caller waits for the disk
-        if self._error is not None and len(self._queue) > self._high_water:
-            with self._lock:
-                if len(self._queue) > self._high_water:
-                    self._drop_oldest()
-
     def _drop_oldest(self, floor: int | None = None, passes: tuple[bool, ...] = (True, False)
                      ) -> None:
         """Drop the oldest rows (then other records but `open`) down to 90% of the bound;
@@ -169,9 +197,7 @@ class SegmentWriter:
                 if excess <= 0:
                     break
                 it = q.popleft()
-                if type(it) is tuple:
-                    x = it[0]
-                elif type(it) is bytearray:  # a torn line's remainder: always kept
+                if type(it) is bytearray:  # a torn line's remainder: always kept
                     keep.append(it)
                     continue
                 elif it.startswith(_ROW):
@@ -194,6 +220,7 @@ class SegmentWriter:
                         outage["x_min"] = x if outage["x_min"] is None else min(outage["x_min"], x)
                         outage["x_max"] = x if outage["x_max"] is None else max(outage["x_max"], x)
             q.extendleft(reversed(keep))
+        self._queue_changed()
         if not outage["reported"]:
             outage["reported"] = True
             _say(f"steadyrun: the buffer of {self.path.name} is full ({self._high_water} "
@@ -208,55 +235,44 @@ class SegmentWriter:
         return self._outage
 
     # ------------------------------------------------------------------ writing
-    def _encode(self, it: Any) -> bytes:
-        if type(it) is not tuple:
-            return it
-        try:
-            return encode_row(*it, self.rejected_keys)
-        except Exception as exc:  # one bad row must never take its whole batch down
-            return encode(event("rejected", key="<row>", value_type="row", site="<writer>",
-                                reason=f"the row could not be encoded: {exc!r}"))
-
     def _drain(self, sync: bool, force: bool = False) -> None:
+        """Retry what the disk refused (on the backoff), then fsync when due.
+
+        The fsync runs outside the lock: `append` on the training thread never waits
+        for the disk, only for a copy.
+        """
         with self._lock:
-            if self._error is not None and not force and time.monotonic() < self._retry_at:
-                return  # a failing disk is retried on the backoff, not on every call
             q = self._queue
-            n = len(q)
-            if n:
+            while q:
+                if self._error is not None and not force and time.monotonic() < self._retry_at:
+                    return  # a failing disk is retried on the backoff, not on every call
                 torn_head = type(q[0]) is bytearray
-                enc = self._encode
-                chunk = b"".join([enc(q.popleft()) for _ in range(n)])
-                rest = self._write(chunk)
+                chunk = b"".join(q)
+                q.clear()
+                rest = self._put(chunk)
                 if rest:
                     done = len(chunk) - len(rest)
+                    self._report(self._file.error or OSError("the segment refused a write"))
                     self._requeue(rest, chunk[done - 1:done] != b"\n" if done else torn_head)
                     return
-                self._dirty = True
-            now = time.monotonic()
-            if self._dirty and (sync or now - self._last_fsync >= self._fsync_every):
-                try:
-                    os.fsync(self._fd)
-                except OSError as exc:
+                if self._error is not None:
+                    self._recovered()  # may queue its `dropped` event: the loop writes it
+            self._queue_changed()
+            end = self._file.data_end
+        now = time.monotonic()
+        if end != self._synced_at and (sync or now - self._last_fsync >= self._fsync_every):
+            try:
+                self._file.sync()
+            except OSError as exc:
+                with self._lock:
                     self._report(exc)
-                    return
-                self._dirty = False
-                self._last_fsync = now
-
-    def _write(self, data: bytes) -> bytes:
-        """Write all of `data`; return the part that could not be written."""
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.write(self._fd, view)
-                view = view[n:]
-                self.bytes_written += n
-        except OSError as exc:
-            self._report(exc)
-            return bytes(view)
-        if self._error is not None:
-            self._recovered()
-        return b""
+                return
+            self._synced_at = end
+            self._last_fsync = now
+            if self._error is not None:  # an fsync had failed: this one worked
+                with self._lock:
+                    if self._error is not None and not self._queue:
+                        self._recovered()
 
     def _requeue(self, rest: bytes, torn: bool) -> None:
         """Put what the disk refused back at the head of the buffer, one record per item.
@@ -276,6 +292,7 @@ class SegmentWriter:
         self._retry_at = time.monotonic() + self._backoff
         if len(self._queue) > self._high_water:
             self._drop_oldest()
+        self._queue_changed()
 
     def _report(self, exc: OSError) -> None:
         if self._error is None:
@@ -304,14 +321,14 @@ class SegmentWriter:
         else:
             _say(f"steadyrun: writing {self.path} works again after {took:.1f}s; "
                  f"nothing was lost.")
+        self._queue_changed()
 
     @property
     def error(self) -> OSError | None:
         return self._error
 
     def _queued_rows(self) -> int:
-        return sum(1 for it in self._queue if type(it) is tuple
-                   or (type(it) is bytes and it.startswith(_ROW)))
+        return sum(1 for it in self._queue if type(it) is bytes and it.startswith(_ROW))
 
     @property
     def lost_rows(self) -> int:
@@ -328,11 +345,23 @@ class SegmentWriter:
             self._wake.wait(self._interval)
             self._wake.clear()
             try:
+                self._prepare_window()
                 self._drain(sync=False)
                 if self._on_beat is not None:
                     self._on_beat()
             except Exception as exc:  # never let the writer thread die silently
                 _say(f"steadyrun: writer thread error: {exc!r}")
+
+    def _prepare_window(self) -> None:
+        """Map the segment's next window before the training thread needs it."""
+        with self._lock:
+            want = self._file.next_window()
+        if want is None:
+            return
+        mm = self._file.build_window(*want)  # slow (allocation, page faults): off the lock
+        if mm is not None:
+            with self._lock:
+                self._file.offer(*want, mm)
 
     def flush(self) -> None:
         """Everything appended before this call is on disk and fsynced when it returns.
@@ -363,9 +392,9 @@ class SegmentWriter:
                      f"({self._error}); {rows + outage['rows']} rows "
                      f"({len(left) + outage['records']} records) are lost.")
             try:
-                os.close(self._fd)
-            except OSError:
-                pass
+                self._file.close()  # the zeros after the data cut, fsync, close
+            except OSError as exc:
+                _say(f"steadyrun: cannot close {self.path} cleanly: {exc}")
         self._free_reserve()
 
     def _make_room_for_the_end(self) -> None:
@@ -388,6 +417,7 @@ class SegmentWriter:
                 self._free_reserve()
             if end is not None:
                 self._queue.append(end)
+            self._queue_changed()
         self._drain(sync=True, force=True)
 
     def _free_reserve(self) -> None:

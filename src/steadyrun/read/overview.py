@@ -13,13 +13,14 @@ reader but not counted here; `steadyrun show` gives the exact figures.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ..store.manifest import manifest_of
-from ..store.segment_reader import list_segments, parse_lines
+from ..store.segment_reader import data_end_fd, list_segments, parse_lines
 from .reader import RunData, segment_info
 
 ROW_START = b'{"k":"row",'
@@ -84,8 +85,10 @@ def overview(rdir: Path) -> tuple[RunData, int, Any]:
     furthest: Any = None  # the largest x of any writer's row
     for path in list_segments(rdir):
         try:
-            size = path.stat().st_size  # one moment for the count and the tail alike
             with open(path, "rb") as fh:
+                # One moment for the count and the tail alike; the data, not the zeros
+                # a live mmap writer keeps after it.
+                size = data_end_fd(fh.fileno(), os.fstat(fh.fileno()).st_size)
                 head = fh.readline()
                 tail, torn_row = _tail(fh, size)
         except FileNotFoundError:

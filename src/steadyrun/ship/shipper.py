@@ -24,7 +24,7 @@ from ..store.cursor import Cursor
 from ..store.layout import heartbeat_path, hostname, sink_path
 from ..store.liveness import beat_fresh, pid_alive
 from ..store.manifest import read_manifest
-from ..store.segment_reader import list_segments, read_from
+from ..store.segment_reader import data_end, list_segments, read_from
 from .sink import Sink
 
 BATCH_BYTES = 4 << 20
@@ -207,7 +207,7 @@ class Shipper:
         for path in list_segments(self.rdir):
             head = read_from(path, 0, max_bytes=4096).records[:1]
             first = head[0] if head else {}
-            size = path.stat().st_size
+            size = data_end(path)  # not the zeros after a live mmap writer's data
             tail_from = max(0, size - 4096)
             tail = read_from(path, tail_from).records if size else []
             close = tail[-1] if tail and tail[-1]["k"] == "close" else None

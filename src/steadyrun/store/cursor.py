@@ -94,15 +94,11 @@ class Cursor:
 
     def unshipped_bytes(self, rdir: Path) -> int:
         """Bytes of the run's segments past this cursor (a vanished segment counts 0)."""
-        from .segment_reader import list_segments
+        from .segment_reader import data_end, list_segments
 
-        total = 0
-        for path in list_segments(rdir):
-            try:
-                total += max(0, path.stat().st_size - self.offsets.get(path.stem, 0))
-            except FileNotFoundError:
-                pass
-        return total
+        # The data's end, not the file's: a live mmap writer's file runs on in zeros.
+        return sum(max(0, data_end(path) - self.offsets.get(path.stem, 0))
+                   for path in list_segments(rdir))
 
     def rewind(self, entry: dict[str, Any]) -> None:
         """Back to the start of `entry`; it and everything after it ship again."""

@@ -37,11 +37,22 @@ def read_from(path: Path, offset: int = 0, max_bytes: int | None = None) -> Chun
             data = fh.read() if max_bytes is None else fh.read(max_bytes)
     except FileNotFoundError:
         return Chunk(end=offset)
+    # An mmap writer's file runs on in zeros past its data (log/segment_file.py): they
+    # are not data. The record just before them may be in the middle of its copy, with
+    # a hole of zeros inside it even when its newline is already there: it is not
+    # complete yet (a killed writer's last record stays so, and reads as a torn tail).
+    end = _zeros_start(data)
+    at_end = end < len(data)
+    if at_end:
+        data = data[:end]
+        last = data.rfind(b"\n", 0, len(data) - 1) + 1
+        if data.find(b"\0", last) >= 0:
+            data = data[:last] + data[last:].replace(b"\n", b"")  # its newline ignored
     cut = data.rfind(b"\n") + 1
     chunk = Chunk(end=offset + cut, tail_bytes=len(data) - cut)
-    if max_bytes is not None and cut < len(data):
-        # Partial reads cut mid-line; only a true end of file can hold a torn tail.
-        size = os.path.getsize(path)
+    if max_bytes is not None and cut < len(data) and not at_end:
+        # Partial reads cut mid-line; only a true end of data can hold a torn tail.
+        size = data_end(path)
         chunk.tail_bytes = size - chunk.end if offset + len(data) >= size else 0
     if cut:
         chunk.records, chunk.bad_lines = parse_lines(data[:cut])
@@ -140,3 +151,51 @@ def list_segments(rdir: Path) -> list[Path]:
     if not seg.is_dir():
         return []
     return sorted(seg.glob(f"*{SEGMENT_SUFFIX}"))
+
+
+TAIL_BLOCK = 1 << 20
+
+
+def _zeros_start(data: bytes) -> int:
+    """Where the run of NUL bytes that ends `data` starts (len(data) if none)."""
+    n = len(data)
+    if not n or data[-1]:
+        return n
+    while n:
+        lo = max(0, n - TAIL_BLOCK)
+        kept = len(data[lo:n].rstrip(b"\0"))
+        if kept:
+            return lo + kept
+        n = lo
+    return 0
+
+
+def data_end_fd(fd: int, size: int) -> int:
+    """Where the data of a segment ends: before the zeros an mmap writer preallocated.
+
+    The zeros are read from the end back, a block at a time, so the cost is that of
+    the zeros (at most about two windows of a live writer, 8 MiB) and nothing for a
+    closed segment, whose last byte is its last newline.
+    """
+    if size == 0 or os.pread(fd, 1, size - 1) != b"\0":
+        return size
+    n = size
+    while n:
+        lo = max(0, n - TAIL_BLOCK)
+        kept = len(os.pread(fd, n - lo, lo).rstrip(b"\0"))
+        if kept:
+            return lo + kept
+        n = lo
+    return 0
+
+
+def data_end(path: Path) -> int:
+    """`data_end_fd` for a path; 0 for a segment that vanished."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        return data_end_fd(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
