@@ -32,7 +32,6 @@ from .segment_writer import SegmentWriter
 
 _time = time.time
 _dumps = orjson.dumps
-_NEWLINE = orjson.OPT_APPEND_NEWLINE
 _NUMERIC = frozenset((float, int))
 _PLAIN = frozenset((float, int, bool, type(None)))
 
@@ -74,7 +73,7 @@ class Run(RunSaid, RunExtras):
         self._release = self._lock.release
         # (key set, step metrics to stamp) of the fast path, swapped as one object so a
         # thread never pairs one key set with another's plan.
-        self._fast: tuple[Any, tuple[str, ...]] = (None, ())
+        self._fast: tuple[Any, tuple[str, ...], bytes] = (None, (), b"")
         self._finished = False
         self._late_warned = False
         self._failed = False
@@ -107,16 +106,16 @@ class Run(RunSaid, RunExtras):
             if self.role.startswith("rank"):
                 return  # every rank reduced; rank 0 alone records the result
         # Fast path: the same keys as the last fast row, plain int/float values, auto step.
-        # It encodes the row here (one orjson call, the step metrics spliced in as bytes)
-        # and copies it into the segment: in the page cache when log() returns.
+        # It encodes the row here (one orjson call) and copies it into the segment: in the
+        # page cache when log() returns.
         if step is None and commit and self._pending is None:
-            fast_keys, plan = self._fast
+            fast_keys, plan, tail = self._fast
             try:
                 same = metrics.keys() == fast_keys
             except AttributeError:
                 same = False
             if not same:
-                plan = self._learn_fast(metrics)
+                plan, tail = self._learn_fast(metrics)
             if plan is not None and _NUMERIC.issuperset(map(type, metrics.values())):
                 self._acquire()
                 x = self._step
@@ -125,12 +124,8 @@ class Run(RunSaid, RunExtras):
                     if last.get(sk, x) > x:
                         break  # a step metric would go back: the slow path says so
                 else:
-                    values = dict(metrics)
-                    for sk in plan:
-                        values[sk] = x
                     try:
-                        line = _dumps({"k": "row", "t": _time(), "x": x, "v": values},
-                                      option=_NEWLINE)
+                        line = _dumps({"k": "row", "t": _time(), "x": x, "v": metrics})
                     except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits
                         line = b":null"
                     # orjson writes NaN and inf as null, and a plain number never is: a
@@ -139,6 +134,9 @@ class Run(RunSaid, RunExtras):
                         for sk in plan:
                             last[sk] = x
                         self._step = x + 1
+                        # The step metrics go in as bytes before the closing `}}`: no
+                        # copy of the caller's dict (`tail` is `,"train/step":%d}}\n`).
+                        line = line[:-2] + tail % ((x,) * len(plan))
                         rest = self._writer.put_locked(line)  # into the segment
                         if rest:
                             self._writer.refused(line, rest)
@@ -147,23 +145,26 @@ class Run(RunSaid, RunExtras):
                 self._release()
         self._log_slow(metrics, step, commit)
 
-    def _learn_fast(self, metrics: Any) -> tuple[str, ...] | None:
+    def _learn_fast(self, metrics: Any) -> tuple[tuple[str, ...] | None, bytes]:
         """Admit a key set to the fast path: valid keys, no user-given step metric.
 
-        Returns the step metrics to stamp, or None. Anything the fast path cannot write
-        as it is (NaN, an int beyond 64 bits) goes on to the slow path, which raises in a
+        Returns the step metrics to stamp (None: not admitted) and the end of the row's
+        bytes with them, a %-format of the step. Anything the fast path cannot write as
+        it is (NaN, an int beyond 64 bits) goes on to the slow path, which raises in a
         strict run, so strict runs take the fast path too.
         """
         if self._finished or self._prefix or not isinstance(metrics, dict) or not metrics:
-            return None
+            return None, b""
         known = self._known
         if not known.issuperset(metrics):
-            return None
+            return None, b""
         plan = tuple(dict.fromkeys(step_metric_of(k) for k in metrics))
         if any(sk in metrics for sk in plan):
-            return None
-        self._fast = (dict.fromkeys(metrics).keys(), plan)
-        return plan
+            return None, b""
+        tail = b"".join(b"," + _dumps(sk).replace(b"%", b"%%") + b":%d" for sk in plan)
+        tail += b"}}\n"
+        self._fast = (dict.fromkeys(metrics).keys(), plan, tail)
+        return plan, tail
 
     def _log_slow(self, metrics: Any, step: Any, commit: bool) -> None:
         if self._finished:
@@ -308,7 +309,7 @@ class Run(RunSaid, RunExtras):
                         "rejected_count", key=key, value_type=value_type, count=n)))
             self._append(records.encode(records.closed(exit_code, state)))
             self._finished = True
-            self._fast = (None, ())  # later log() calls take the slow path, which refuses them
+            self._fast = (None, (), b"")  # later log() calls take the slow path, which refuses them
         self._writer.close()
         self._append = self._late_append  # what comes after finish() is kept apart
         lost = self._writer.lost_rows  # rows the disk refused
