@@ -40,6 +40,7 @@ RAW_FOR = [
     ("W&B refused", "refused"), ("W&B silent", "hang"), ("W&B http500", "http500"),
     ("W&B slow", "slow"), ("sidecar killed", "kill_core"),
     ("training + sidecar killed", "sigkill_training"), ("training SIGKILLed", "sigkill_training"),
+    ("SIGKILL right after", "sigkill_training"),
     ("disk full", "disk_full"), ("read-only", "read_only"), ("16 threads", "threads"),
     ("4 processes", "processes"), ("1,000,000 rows", "throughput"), ("burst", "throughput"),
     ("fuzzed", "bad_input"), ("config with cycles", "config_cycle"),
@@ -53,7 +54,7 @@ NOT_MEASURED = {
 }
 ORDER = ["W&B refused", "W&B silent", "W&B http500", "W&B slow", "W&B down",
          "sidecar killed mid", "sidecar killed during", "training + sidecar",
-         "training SIGKILLed", "disk full", "read-only run folder (at init, default",
+         "training SIGKILLed", "SIGKILL right after", "disk full", "read-only run folder (at init, default",
          "read-only run folder (at init, strict", "read-only run folder (mid", "run.json",
          "16 threads", "4 processes", "1,000,000", "burst", "fuzzed keys and values (default",
          "fuzzed keys and values (strict", "config with", "save/", "STEADYRUN_CONTEXT",
