@@ -82,6 +82,11 @@ def test_records_cross_windows_prepared_ahead_or_not(tmp_path):
             assert mm is not None
             f.offer(*want, mm)
         assert f.put(line) == b""
+    off, seen = 0, []  # a follower's pieces, larger than the first small read
+    while (part := read_from(path, off, max_bytes=150_000)).end > off:
+        seen += [r["x"] for r in part.records]
+        off = part.end
+    assert seen == list(range(1200)) and part.tail_bytes == 0
     f.close()
     assert path.read_bytes() == b"".join(lines)
 

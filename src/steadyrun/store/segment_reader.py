@@ -30,11 +30,21 @@ class Chunk:
     tail_bytes: int = 0  # bytes after `end` with no newline yet (torn or still being written)
 
 
+FIRST_PIECE = 64 << 10
+
+
 def read_from(path: Path, offset: int = 0, max_bytes: int | None = None) -> Chunk:
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)
-            data = fh.read() if max_bytes is None else fh.read(max_bytes)
+            if max_bytes is None:
+                data = fh.read()
+            else:
+                # A follower caught up with a live mmap writer would read megabytes of
+                # zeros on every poll: a first small piece that reaches them is enough.
+                data = fh.read(min(max_bytes, FIRST_PIECE))
+                if len(data) == FIRST_PIECE < max_bytes and data[-1]:
+                    data += fh.read(max_bytes - FIRST_PIECE)
     except FileNotFoundError:
         return Chunk(end=offset)
     # An mmap writer's file runs on in zeros past its data (log/segment_file.py): they
