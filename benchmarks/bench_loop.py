@@ -269,7 +269,7 @@ def main() -> None:
     use_env(env)
     hidden, step_ms = calibrate()
     block = 200 if args.quick else 600
-    reps = 2 if args.quick else 12  # a fresh worker per block: about 4 s each
+    reps = 2 if args.quick else 8  # a fresh worker per block: 5 to 10 s each
 
     res: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for r in range(reps):

@@ -40,7 +40,7 @@ RESULTS = HERE / "results"  # the default --out of every script (_common.RESULTS
 SCRIPTS: list[tuple[str, str, list[str], int]] = [
     ("bench_startup.py", "d", ["d1", "d2", "d3"], 300),
     ("bench_log.py", "a", ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"], 400),
-    ("bench_loop.py", "b", ["b1", "b2", "b3", "b4"], 600),
+    ("bench_loop.py", "b", ["b1", "b2", "b3", "b4"], 900),
     ("bench_throughput.py", "c", ["c1", "c2", "e2"], 600),
     ("bench_memory.py", "e", ["e1"], 900),
     ("bench_reader.py", "f", ["f1", "f2"], 600),
