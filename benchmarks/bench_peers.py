@@ -15,7 +15,8 @@ scratch folder that holds every store (nothing reaches a network). The child tim
                   for every system, and the same N for every system unless the table
                   says otherwise), in batches; the figure is the median of the per-batch
                   mean wall time per call, on the calling thread. Two first calls (new
-                  keys) come before and are left out
+                  keys) come before and are left out. The calling thread's own CPU time
+                  per call is kept beside it: wall time above it is waiting
   durable end     from the last call until the system says its files are complete:
                   steadyrun `run.finish()` (in offline mode that waits for the sidecar
                   to ship every row and close the W&B run), `wandb.finish()`,
@@ -212,6 +213,7 @@ CHILD = textwrap.dedent('''
     per_batch = []
     i = 2
     done = 0
+    c0 = time.thread_time()
     while done < n_calls:
         b = min(batch, n_calls - done)
         s = pc()
@@ -220,6 +222,7 @@ CHILD = textwrap.dedent('''
         per_batch.append((pc() - s) / b * 1e6)
         i += b
         done += b
+    thread_cpu_us = (time.thread_time() - c0) / n_calls * 1e6
     e0 = pc()
     end()
     e1 = pc()
@@ -230,7 +233,7 @@ CHILD = textwrap.dedent('''
                       "per_call_us": per_batch[len(per_batch) // 2] if len(per_batch) % 2
                       else (per_batch[len(per_batch) // 2 - 1] + per_batch[len(per_batch) // 2]) / 2,
                       "batches": per_batch, "end_s": e1 - e0, "calls": n_calls,
-                      "keys": n_keys, "harness_us": harness_us,
+                      "keys": n_keys, "harness_us": harness_us, "thread_cpu_us": thread_cpu_us,
                       "cpu_s": cpu.user + cpu.system, **extra}))
 ''')
 
@@ -324,7 +327,10 @@ def table(res: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
                 f"process each; import {fmt_ms(median(x['import_s'] * 1e3 for x in xs))}, "
                 f"init {fmt_ms(median(x['init_s'] * 1e3 for x in xs))}; the 2 first calls "
                 f"{fmt_us(median(x['first_us'] for x in xs))} each; the harness alone (loop "
-                f"and wrapper) {fmt_us(median(x['harness_us'] for x in xs))} per call")
+                f"and wrapper) {fmt_us(median(x['harness_us'] for x in xs))} per call; CPU "
+                f"of the calling thread {fmt_us(median(x['thread_cpu_us'] for x in xs))} per "
+                f"call (the rest of the wall time it waited: for a helper thread or process, "
+                f"the GIL, the disk, or the machine's other load)")
         data = {"system": name, "calls": n, "per_call_us": calls, "import_init_ms": start,
                 "durable_end_ms": end, "raw": xs}
         if name == "steadyrun_local":

@@ -12,9 +12,11 @@ the default folder also refreshes the table between README.md's `bench:start` an
 `bench:end` markers (the rows with a target, and the throughputs). A script that fails or times
 out still gets its rows in the table, marked as failed, and makes the exit code 1.
 
-Every figure is compared with its baseline inside the same run of the same script:
-these machines are noisy, so read the ratios and the medians, and compare absolute
-numbers only between rows of one results file.
+Every figure is compared with its baseline inside the same run of the same script, each
+system timed alone in its own fresh process: these machines are noisy, so read the
+ratios and the medians, and compare absolute numbers only between rows of one results
+file. `--only` writes its results.md with those sections alone: give it another --out
+to keep the full table. Section p (bench_peers.py) needs the `bench` extra's peers.
 """
 
 from __future__ import annotations
