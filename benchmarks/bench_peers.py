@@ -14,7 +14,7 @@ scratch folder that holds every store (nothing reaches a network). The child tim
   per call        N calls that log the same dict of K scalars (the same keys and values
                   for every system, and the same N for every system unless the table
                   says otherwise), in batches; the figure is the median of the per-batch
-                  mean wall time per call, on the calling thread. Two first calls (new
+                  mean wall time per call (40 batches), on the calling thread. Two first calls (new
                   keys) come before and are left out. The calling thread's own CPU time
                   per call is kept beside it: wall time above it is waiting
   durable end     from the last call until the system says its files are complete:
@@ -34,7 +34,13 @@ started (wandb-core, the sidecar) has exited before the next one starts, so no s
 ever timed while another competes for the CPU. Repetitions go round-robin over the
 systems, the order rotated each repetition; a figure is the median over repetitions,
 with the range (min–max). A ratio is the peer's per-call cost over steadyrun local's
-in the same repetition: the median of those paired ratios, with their range.
+in the same repetition: the median of those paired ratios, with their range. The
+machine's other load is not ours to stop: each row keeps the load average beside it.
+
+Full: 10,000 calls (500 for the peers that cost milliseconds a call), 5 repetitions,
+about 5 minutes on 2 busy CPUs; --quick: 2,000 and 200 calls, 2 repetitions. The script
+fails (exit 1, the rows marked failed by run_all.py) when a child fails, or when steadyrun
+offline's finish() returned before its sidecar had shipped every row.
 """
 
 from __future__ import annotations
@@ -388,7 +394,7 @@ def main() -> None:
     # (key, system, N): steadyrun local is measured at both sizes, so that every peer's
     # ratio pairs it with steadyrun at the same number of calls in the same repetition.
     plan = [(name, name, n_slow if name in SLOW else n_full) for name in names]
-    if "steadyrun_local" in names:
+    if "steadyrun_local" in names and SLOW.intersection(names):
         plan.insert(1, (SMALL, "steadyrun_local", n_slow))
 
     def batch_for(n: int) -> int:
@@ -406,6 +412,10 @@ def main() -> None:
             res[key].append(measure(name, n, 10, batch_for(n), base / "stores" / name, env,
                                     timeout=600))
     load = f"{load0} before, {load_note()} after"
+    for x in res.get("steadyrun_offline", []):  # the durable end must mean what it says
+        if (x.get("shipped_rows") or 0) < x["calls"] + 2:
+            raise SystemExit(f"steadyrun offline: finish() returned with "
+                             f"{x.get('shipped_rows')} of {x['calls'] + 2} rows shipped")
     rows = table(res)
     emit(args, rows, started, load=load, cleanup=base)
 
