@@ -14,7 +14,7 @@ scratch folder that holds every store (nothing reaches a network). The child tim
   per call        N calls that log the same dict of K scalars (the same keys and values
                   for every system, and the same N for every system unless the table
                   says otherwise), in batches; the figure is the median of the per-batch
-                  mean wall time per call (40 batches), on the calling thread. Two first calls (new
+                  mean wall time per call (about 40 batches), on the calling thread. Two first calls (new
                   keys) come before and are left out. The calling thread's own CPU time
                   per call is kept beside it: wall time above it is waiting
   durable end     from the last call until the system says its files are complete:
