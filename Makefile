@@ -17,6 +17,12 @@ $(VENV)/.dev: pyproject.toml $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,demo]'
 	touch $@
 
+# The peers of bench_peers.py (trackio, tensorboardX, mlflow, dvclive): only `make bench`
+# installs them; `make test` does not need them.
+$(VENV)/.bench: pyproject.toml $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev,demo,bench]'
+	touch $@ $(VENV)/.dev
+
 demo: $(VENV)/.demo
 	$(BIN)/steadyrun demo
 
@@ -30,7 +36,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/run_all.py
 
 # Dependency audit: needs the network (PyPI's JSON API or OSV); --strict fails when a

@@ -2,7 +2,10 @@
 
 Every script measures steadyrun against a baseline in the same run, because these
 machines are noisy (2 cores, shared): figures are medians and ratios, never one lone
-absolute time. A script writes its result rows as JSON (`--json PATH`) for
+absolute time. Each system is timed alone, in a fresh process of its own, the systems
+alternating over repetitions: a peer timed while steadyrun's writer thread or sidecar
+competes for the CPU is not a fair baseline (bench_peers.py's `measure` runs such a
+child and waits until every process it started has exited). A script writes its result rows as JSON (`--json PATH`) for
 `run_all.py`, and prints them as a small table when run by hand.
 
 A result row:

@@ -173,6 +173,10 @@ def gpu_times(variants: list[str], quick: bool) -> dict[str, dict[str, Any]]:
     for r in range(reps):
         order = variants[r % len(variants):] + variants[:r % len(variants)]
         for v in order:
+            # No run's writer may still be encoding the last block's rows while this one
+            # is timed (the baseline included): all runs are local, without a sidecar.
+            for run in runs.values():
+                run.flush()
             sampler = UtilSampler()
             t0 = now()
             loop(v, m, runs[v], steps, start=at[v])

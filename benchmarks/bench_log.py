@@ -1,27 +1,32 @@
 """(a) The cost of `run.log` on the training thread, against raw `wandb.log` and the floor.
 
-In one process: a steadyrun run in local mode, a steadyrun run in offline mode (its
-sidecar process running and shipping to W&B offline files), a raw wandb run (offline,
-silent, no stats), and two floors: appending the dict to a list, and orjson plus a
-buffered file write. Every round times one batch of calls of each variant, in a
-rotating order so that drift and background work fall on all of them alike; a
-variant's figure is the median of its per-batch mean cost per call.
+Every variant is measured alone, in a fresh process of its own (bench_peers.py's child:
+import, init, N calls of the same dict, then the variant's end), never beside another:
+a steadyrun run in local mode; a steadyrun run in offline mode, its own sidecar process
+shipping to W&B offline files; raw wandb (offline, silent, no stats); and two floors,
+appending the dict to a list, and orjson plus a buffered file write. Repetitions go
+round-robin over the variants, the order rotated each time. A variant's figure is the
+median over repetitions of its median per-batch mean cost per call; a ratio is the
+median of the ratios paired within a repetition. Until this script measured wandb in
+the process that also held two steadyrun runs and a shipping sidecar, it charged
+wandb.log with their CPU (417 µs and 263× at b8771f0); section p compares steadyrun
+with the other peers the same way.
 
 The per-call figure is what the training thread pays, including the time the
 steadyrun writer thread holds the GIL while it encodes. The amortised figure adds
 everything left: N calls, then `flush()` (encode, write and fsync of all N rows) on
-the caller, divided by N; its floor is orjson plus buffered write plus one fsync.
+the caller, divided by N, as CPU time of the process (both threads); its floor is
+orjson plus buffered write plus one fsync. Each is a fresh process too, alternating.
 """
 
 from __future__ import annotations
 
-import gc
-import os
-import time
+import textwrap
 
-import orjson
 from _common import (
+    PY,
     bench_env,
+    child_json,
     emit,
     fmt_us,
     fmt_x,
@@ -29,32 +34,59 @@ from _common import (
     median,
     now,
     parse_args,
-    quantiles,
     row,
-    use_env,
-    wandb_init,
     workdir,
 )
+from bench_peers import measure
+
+VARIANTS = ("steadyrun_local", "steadyrun_offline", "wandb", "floor_list", "floor_orjson")
+
+# a7/a8: N calls + flush() as process CPU time, after a warm-up, in a process of its own.
+AMORT = textwrap.dedent("""
+    import gc, json, os, sys, time
+    which, n_calls, n_keys, store = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    d = {f"train/metric_{i:03d}": 0.001 * (i + 1) for i in range(n_keys)}
+    now, cpu = time.perf_counter, time.process_time
+    if which == "steadyrun":
+        import steadyrun
+        run = steadyrun.init(mode="local", project="bench", name="bench-log-amortised")
+        log = run.log
+        for _ in range(1000):  # warm-up: the fast path, the writer thread, the heap
+            log(d)
+        run.flush()
+        gc.collect()
+        w0, c0 = now(), cpu()
+        for _ in range(n_calls):
+            log(d)
+        run.flush()
+        c, w = cpu() - c0, now() - w0
+        run.finish()
+    else:
+        import orjson
+        fh = open(os.path.join(store, f"floor-{os.getpid()}.jsonl"), "wb", buffering=1 << 16)
+        dumps, write = orjson.dumps, fh.write
+        for _ in range(1000):
+            write(dumps(d) + b"\\n")
+        fh.flush()
+        gc.collect()
+        w0, c0 = now(), cpu()
+        for _ in range(n_calls):
+            write(dumps(d) + b"\\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+        c, w = cpu() - c0, now() - w0
+        fh.close()
+        os.remove(fh.name)
+    print(json.dumps({"cpu_us": c / n_calls * 1e6, "wall_us": w / n_calls * 1e6}))
+""")
 
 
-def make_metrics(n: int) -> dict[str, float]:
-    return {f"train/metric_{i:03d}": 0.001 * (i + 1) for i in range(n)}
+def paired(xs: list[dict], ys: list[dict], key: str = "per_call_us") -> list[float]:
+    return [x[key] / y[key] for x, y in zip(xs, ys, strict=True)]
 
 
-def per_call(fns: dict[str, tuple], rounds: int) -> dict[str, list[float]]:
-    """{name: (fn, batch)} -> per-call µs of each batch, variants interleaved per round."""
-    out: dict[str, list[float]] = {name: [] for name in fns}
-    names = list(fns)
-    pc = time.perf_counter_ns
-    for r in range(rounds):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            fn, batch = fns[name]
-            t0 = pc()
-            for _ in range(batch):
-                fn()
-            out[name].append((pc() - t0) / batch / 1000)
-    return out
+def rng(xs: list[float], fmt=lambda v: f"{v:.2f}") -> str:
+    return f"{fmt(min(xs))}–{fmt(max(xs))}"
 
 
 def main() -> None:
@@ -62,140 +94,100 @@ def main() -> None:
     started = now()
     quick = args.quick
     base = workdir(args, "log")
-    use_env(bench_env(base))
-
-    import wandb
-
-    import steadyrun
-
-    sr_local = steadyrun.init(mode="local", project="bench", name="bench-log-local")
-    sr_off = steadyrun.init(mode="offline", project="bench", name="bench-log-offline")
-    wb = wandb_init(name="bench-log-raw")
-
+    env = bench_env(base, PYTHONDONTWRITEBYTECODE=None,
+                    PYTHONPYCACHEPREFIX=str(base / "pycache"))
     sizes = (10, 100)
-    rounds = 12 if quick else 60
-    results: dict[int, dict[str, dict]] = {}
-    floor_file = open(base / "floor.jsonl", "wb", buffering=1 << 16)  # noqa: SIM115
-    dumps = orjson.dumps
-    fwrite = floor_file.write
-    for n in sizes:
-        d = make_metrics(n)
-        # First calls take the slow path (new keys); the rest the fast path.
-        for r in (sr_local, sr_off):
-            r.log(d)
-            r.log(d)
-        wb.log(d)
-        sink: list = []
-        sr_batch = 200 if quick else 500
-        wb_batch = 10 if quick else 20
-        off_batch = 100 if quick else 200  # bounded: the sidecar must ship all of them
+    # The same N for every variant at one size; fewer at 100 keys, where wandb.log costs
+    # milliseconds a call.
+    n_calls = {10: 2_000, 100: 500} if quick else {10: 10_000, 100: 2_000}
+    reps = 2 if quick else 5
+    plan = [(v, n) for n in sizes for v in VARIANTS]
+    for v in VARIANTS:  # warm-up: the bytecode cache and each variant's store
+        measure(v, 50, 10, 10, base / "stores" / v, env, timeout=300)
+    res: dict[tuple[str, int], list[dict]] = {key: [] for key in plan}
+    for r in range(reps):
+        k = r % len(plan)
+        for v, n in plan[k:] + plan[:k]:
+            calls = n_calls[n]
+            res[(v, n)].append(measure(v, calls, n, max(10, calls // 40), base / "stores" / v,
+                                       env, timeout=600))
 
-        def floor_list(d=d, append=sink.append):
-            append(d)
-
-        def floor_orjson(d=d):
-            fwrite(dumps(d) + b"\n")
-
-        fns = {
-            "steadyrun_local": (lambda d=d: sr_local.log(d), sr_batch),
-            "steadyrun_offline": (lambda d=d: sr_off.log(d), off_batch),
-            "wandb": (lambda d=d: wb.log(d), wb_batch),
-            "floor_list": (floor_list, sr_batch),
-            "floor_orjson_write": (floor_orjson, sr_batch),
-        }
-        samples = per_call(fns, rounds)
-        sink.clear()
-        results[n] = {name: quantiles(xs) for name, xs in samples.items()}
-
-    # Amortised: N calls then flush() on the caller, median of a few repeats. CPU time of
-    # the whole process (training and writer threads), so the machine's other load is
-    # left out; wall time is kept beside it for the record.
-    amort: dict[int, dict[str, float]] = {}
-    n_calls = 10_000 if quick else 50_000
-    reps = 3 if quick else 5
-    cpu = time.process_time
-    for n in sizes:
-        d = make_metrics(n)
-        sr_c, sr_w, fl_c, fl_w = [], [], [], []
-        for _ in range(reps):
-            gc.collect()
-            sr_local.flush()
-            w0, c0 = now(), cpu()
-            for _ in range(n_calls):
-                sr_local.log(d)
-            sr_local.flush()
-            sr_c.append((cpu() - c0) / n_calls * 1e6)
-            sr_w.append((now() - w0) / n_calls * 1e6)
-            floor_file.flush()
-            w0, c0 = now(), cpu()
-            for _ in range(n_calls):
-                fwrite(dumps(d) + b"\n")
-            floor_file.flush()
-            os.fsync(floor_file.fileno())
-            fl_c.append((cpu() - c0) / n_calls * 1e6)
-            fl_w.append((now() - w0) / n_calls * 1e6)
-        amort[n] = {"steadyrun_cpu": median(sr_c), "floor_cpu": median(fl_c),
-                    "steadyrun_wall": median(sr_w), "floor_wall": median(fl_w)}
-    floor_file.close()
+    # Amortised: fresh processes, steadyrun and the floor alternating.
+    amort_n = 10_000 if quick else 50_000
+    amort_reps = 3 if quick else 5
+    amort: dict[tuple[str, int], list[dict]] = {(w, n): [] for w in ("steadyrun", "floor")
+                                                for n in sizes}
+    (base / "stores" / "amort").mkdir(parents=True, exist_ok=True)
+    for r in range(amort_reps):
+        order = ("steadyrun", "floor") if r % 2 == 0 else ("floor", "steadyrun")
+        for n in sizes:
+            for w in order:
+                amort[(w, n)].append(child_json(
+                    [PY, "-c", AMORT, w, str(amort_n), str(n), str(base / "stores" / "amort")],
+                    env, timeout=300))
     load = load_note()
 
-    # Wind down outside every timed region: the sidecar ships what it was given.
-    t0 = now()
-    sr_off.finish(timeout=300)
-    drain_s = now() - t0
-    sr_local.finish()
-    wb.finish()
-    wandb.teardown()
+    def med(v: str, n: int, key: str = "per_call_us") -> float:
+        return median(x[key] for x in res[(v, n)])
 
     rows = []
+    target = "≤ 5 µs and ≥ 35× faster than wandb.log"
     for i, n in enumerate(sizes):
-        res = results[n]
-        sr_l = res["steadyrun_local"]["median"]
-        sr_o = res["steadyrun_offline"]["median"]
-        w = res["wandb"]["median"]
-        target = "≤ 5 µs and ≥ 35× faster than wandb.log" if n == 10 else "—"
-        met_l = (sr_l <= 5 and w / sr_l >= 35) if n == 10 else None
-        met_o = (sr_o <= 5 and w / sr_o >= 35) if n == 10 else None
+        w = med("wandb", n)
+        for j, (v, what) in enumerate((("steadyrun_local", "local mode: per call on the "
+                                                           "training thread"),
+                                        ("steadyrun_offline", "offline mode with the sidecar "
+                                                              "shipping"))):
+            s = med(v, n)
+            ratios = paired(res[("wandb", n)], res[(v, n)])
+            ratio = median(ratios)
+            met = (s <= 5 and ratio >= 35) if n == 10 else None
+            sx = [x["per_call_us"] for x in res[(v, n)]]
+            wx = [x["per_call_us"] for x in res[("wandb", n)]]
+            note = (f"{n_calls[n]:,} calls per process, {reps} repetitions, each variant alone "
+                    f"in a fresh process, order rotated; range over repetitions: steadyrun "
+                    f"{rng(sx)} µs, wandb {rng(wx, lambda v: f'{v:,.0f}')} µs, paired ratio "
+                    f"{rng(ratios, lambda v: f'{v:.0f}×')}")
+            if v == "steadyrun_offline":
+                end = median(x["end_s"] for x in res[(v, n)])
+                note += (f"; finish() then waited {end:.1f} s for the sidecar to ship every "
+                         f"row (not in the per-call figure)")
+            rows.append(row(
+                f"a{2 * i + j + 1}", f"run.log, {n} scalars, {what} (median)", fmt_us(s),
+                f"wandb.log {fmt_us(w)}", fmt_x(ratio, "faster"),
+                target if n == 10 else "—", met, note=note,
+                samples={k[0]: res[k] for k in res if k[1] == n} if j == 0 else {},
+                paired_ratios=ratios))
+    s10 = med("steadyrun_local", 10)
+    for rid, v, label, note in (
+            ("a5", "floor_list", "dict appended to a list",
+             "the floor is the least any in-process logger can cost"),
+            ("a6", "floor_orjson", "orjson + buffered write",
+             "steadyrun keeps the encode off the training thread, so it can beat this floor "
+             "per call; see a7/a8 for the amortised cost")):
+        f = med(v, 10)
+        ratios = paired(res[("steadyrun_local", 10)], res[(v, 10)])
         rows.append(row(
-            f"a{2 * i + 1}", f"run.log, {n} scalars, local mode: per call on the training "
-                             f"thread (median)",
-            fmt_us(sr_l), f"wandb.log {fmt_us(w)}", fmt_x(w / sr_l, "faster"), target, met_l,
-            note=f"median of {rounds} interleaved batches; p25–p75 steadyrun "
-                 f"{res['steadyrun_local']['p25']:.2f}–"
-                 f"{res['steadyrun_local']['p75']:.2f} µs, wandb "
-                 f"{res['wandb']['p25']:.0f}–{res['wandb']['p75']:.0f} µs",
-            samples=res))
-        rows.append(row(
-            f"a{2 * i + 2}", f"run.log, {n} scalars, offline mode with the sidecar shipping "
-                             f"(median)",
-            fmt_us(sr_o), f"wandb.log {fmt_us(w)}", fmt_x(w / sr_o, "faster"), target, met_o,
-            note=f"p25–p75 {res['steadyrun_offline']['p25']:.2f}–"
-                 f"{res['steadyrun_offline']['p75']:.2f} µs; the sidecar process drained "
-                 f"the rows in {drain_s:.1f} s after the measurement (not timed)",
-            sidecar_drain_s=drain_s))
-    r10 = results[10]
-    sr10 = r10["steadyrun_local"]["median"]
-    rows.append(row(
-        "a5", "run.log, 10 scalars, local, against the floor: dict appended to a list",
-        fmt_us(sr10), f"list.append {fmt_us(r10['floor_list']['median'])}",
-        fmt_x(sr10 / r10["floor_list"]["median"], "the floor"),
-        note="the floor is the least any in-process logger can cost"))
-    rows.append(row(
-        "a6", "run.log, 10 scalars, local, against the floor: orjson + buffered write",
-        fmt_us(sr10), f"orjson+write {fmt_us(r10['floor_orjson_write']['median'])}",
-        fmt_x(sr10 / r10["floor_orjson_write"]["median"], "the floor"),
-        note="steadyrun keeps the encode off the training thread, so it can beat this floor "
-             "per call; see a7/a8 for the amortised cost"))
+            rid, f"run.log, 10 scalars, local, against the floor: {label}", fmt_us(s10),
+            f"{'list.append' if v == 'floor_list' else 'orjson+write'} {fmt_us(f)}",
+            fmt_x(median(ratios), "the floor"),
+            note=f"{note}; the floor in its own fresh process, like steadyrun; paired ratio "
+                 f"{rng(ratios, lambda v: f'{v:.1f}×')}"))
     for j, n in enumerate(sizes):
-        a = amort[n]
+        sr, fl = amort[("steadyrun", n)], amort[("floor", n)]
+        sc, fc = median(x["cpu_us"] for x in sr), median(x["cpu_us"] for x in fl)
+        ratios = paired(sr, fl, "cpu_us")
         rows.append(row(
             f"a{7 + j}", f"run.log, {n} scalars, amortised: CPU of N calls + flush() (encode, "
                          f"write, fsync: both threads) ÷ N",
-            fmt_us(a["steadyrun_cpu"]), f"orjson+write+fsync {fmt_us(a['floor_cpu'])}",
-            fmt_x(a["steadyrun_cpu"] / a["floor_cpu"], "the floor"),
-            note=f"N = {n_calls:,}, median of {reps}, process CPU time; wall time "
-                 f"{fmt_us(a['steadyrun_wall'])} vs {fmt_us(a['floor_wall'])} on this "
-                 f"(shared) machine", amortised=a))
+            fmt_us(sc), f"orjson+write+fsync {fmt_us(fc)}",
+            fmt_x(median(ratios), "the floor"),
+            note=f"N = {amort_n:,}, after 1,000 warm-up calls; {amort_reps} repetitions, each "
+                 f"a fresh process, steadyrun and floor alternating; process CPU time; paired "
+                 f"ratio {rng(ratios, lambda v: f'{v:.1f}×')}; wall time "
+                 f"{fmt_us(median(x['wall_us'] for x in sr))} vs "
+                 f"{fmt_us(median(x['wall_us'] for x in fl))} on this (shared) machine",
+            amortised={"steadyrun": sr, "floor": fl}))
     emit(args, rows, started, load=load, cleanup=base)
 
 

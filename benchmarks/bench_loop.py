@@ -1,19 +1,23 @@
 """(b) A real training loop: no tracking, steadyrun, raw wandb.log, at the same logging rate.
 
 A small torch MLP trains on the CPU (one thread), sized at start so that one step
-costs about 1 ms of CPU (about 1,000 steps/s on a quiet core). Three long-lived worker
-processes run the same loop:
+costs about 1 ms of CPU (about 1,000 steps/s on a quiet core). A worker process runs the
+same loop in each variant:
 
   none       computes the metrics it would log, logs nothing
   steadyrun  steadyrun.init(mode="offline"): run.log of 5 scalars every step, while the
              sidecar process ships them to W&B offline files
   wandb      raw wandb.log of the same 5 scalars every step (offline, no stats)
 
-The coordinator runs one block of steps in one worker at a time, rotating the order
-each repetition (A/B/C, B/C/A, C/A/B, ...), so slow drift of the machine falls on all
-three. After a block, the worker waits until its background work is done (the sidecar
-has shipped every row, wandb-core is idle) before the next block starts: each block is
-charged with the background work that overlapped it, and nothing spills into the next.
+Every block runs in a fresh worker of its own, started for it and ended after it (the
+run finished, the sidecar and wandb-core gone) before the next worker starts: no
+variant is ever timed while another variant's processes exist. (Until b8771f0 the
+workers lived through the whole benchmark, so raw wandb was timed beside an idle
+steadyrun sidecar and the other way round.) The coordinator rotates the order each
+repetition (A/B/C, B/C/A, C/A/B, ...), so slow drift of the machine falls on all of
+them. After its block, the worker waits until its background work is done (the sidecar
+has shipped every row, wandb-core is idle) and reports: each block is charged with the
+background work that overlapped it.
 
 Slowdown = median over repetitions of (block time of the variant / block time of `none`
 in the same repetition) - 1, on wall time (what the user sees) and on the training
@@ -222,7 +226,8 @@ class Worker:
         self.variant = variant
         self.proc = subprocess.Popen(
             [PY, __file__, "--worker", variant, "--hidden", str(hidden)], env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            start_new_session=True)
         self._read()
 
     def _read(self) -> dict[str, Any]:
@@ -242,6 +247,9 @@ class Worker:
         except BrokenPipeError:
             pass
         self.proc.wait(timeout=300)
+        from bench_peers import settle
+
+        settle(self.proc.pid)  # whatever it started (sidecar, wandb-core) has exited too
 
 
 def main() -> None:
@@ -261,21 +269,18 @@ def main() -> None:
     use_env(env)
     hidden, step_ms = calibrate()
     block = 200 if args.quick else 600
-    reps = 2 if args.quick else 15
+    reps = 2 if args.quick else 8  # a fresh worker per block: 5 to 10 s each
 
-    workers = {v: Worker(v, hidden, env) for v in VARIANTS}
-    try:
-        for w in workers.values():  # warm-up: first rows take the slow path, caches fill
-            w.block(200)
-        res: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-        for r in range(reps):
-            k = r % len(VARIANTS)
-            order = VARIANTS[k:] + VARIANTS[:k]
-            for v in order:
-                res[v].append(workers[v].block(block))
-    finally:
-        for w in workers.values():
-            w.close()
+    res: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    for r in range(reps):
+        k = r % len(VARIANTS)
+        for v in VARIANTS[k:] + VARIANTS[:k]:
+            w = Worker(v, hidden, env)  # alone: the previous worker and its helpers are gone
+            try:
+                w.block(200)  # warm-up: first rows take the slow path, caches fill
+                res[v].append(w.block(block))
+            finally:
+                w.close()
     load = load_note()
 
     def paired(v: str, key: str) -> list[float]:

@@ -1,8 +1,11 @@
 """(c) Sustained rows/s into the local log, and rows/s the sidecar ships to W&B offline files.
 
 Local: N rows of 10 scalars through `run.log` as fast as the caller can go, then
-`flush()` (encoded, written, fsynced); against raw `wandb.log` of the same dict in the
-same process, and the floor (orjson plus a buffered write, then fsync).
+`flush()` (encoded, written, fsynced); against raw `wandb.log` of the same dicts, then
+`finish()` (its rows in its file), and the floor (orjson plus a buffered write, then
+fsync). Each is timed alone in a fresh process of its own, the three alternating over
+repetitions (until b8771f0 all three shared one process, with wandb-core running
+beside the steadyrun writer).
 
 Shipping: a run of R rows is written in local mode first (no sidecar). Then
 `steadyrun sync RUN --mode offline` ships it in a fresh process, timed from start to
@@ -16,7 +19,6 @@ the sidecar's memory comes from here.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -26,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 from _common import (
     PY,
     bench_env,
+    child_json,
     emit,
     fmt_mb,
     fmt_rate,
@@ -40,7 +42,6 @@ from _common import (
     parse_args,
     row,
     use_env,
-    wandb_init,
     workdir,
 )
 
@@ -102,6 +103,53 @@ def timed_process(cmd: list[str], env: dict[str, str]) -> tuple[float, float, di
     return wall, cpu, rss
 
 
+# c1: one system in a fresh process: rows/s until its rows are written (and fsynced).
+LOCAL_RATE = textwrap.dedent("""
+    import os, sys, time
+    import orjson
+    from bench_throughput import metrics
+    which, n, base = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    ds = [metrics(i) for i in range(1000)]
+    now = time.perf_counter
+    if which == "steadyrun":
+        import steadyrun
+        run = steadyrun.init(mode="local", project="bench", name="bench-rows-local")
+        log = run.log
+        for d in ds[:3]:
+            log(d)
+        run.flush()
+        t0 = now()
+        for i in range(n):
+            log(ds[i % 1000])
+        run.flush()
+        t = now() - t0
+        run.finish()
+    elif which == "wandb":
+        import wandb
+        from _common import wandb_init
+        run = wandb_init(name="bench-rows-raw")
+        for d in ds[:3]:
+            run.log(d)
+        t0 = now()
+        for i in range(n):
+            run.log(ds[i % 1000])
+        run.finish()
+        t = now() - t0
+        wandb.teardown()
+    else:
+        path = os.path.join(base, f"floor-{os.getpid()}.jsonl")
+        with open(path, "wb", buffering=1 << 16) as fh:
+            dumps = orjson.dumps
+            t0 = now()
+            for i in range(n):
+                fh.write(dumps(ds[i % 1000]) + b"\\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+            t = now() - t0
+        os.remove(path)
+    print(orjson.dumps({"rate": n / t}).decode())
+""")
+
 RAW_WANDB = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {here!r})
@@ -127,41 +175,20 @@ def main() -> None:
     import steadyrun
 
     # ------------------------------------------------------------ local rows/s
+    # Fresh processes, one system each, alternating; the rows are the same 1,000 dicts.
     n_local = 20_000 if quick else 300_000
     n_wandb = 500 if quick else 3_000
     reps = 2 if quick else 3
-    run = steadyrun.init(mode="local", project="bench", name="bench-rows-local")
-    wb = wandb_init(name="bench-rows-raw")
-    floor = open(base / "floor.jsonl", "wb", buffering=1 << 16)  # noqa: SIM115
-    dumps = orjson.dumps
+    here = str(Path(__file__).resolve().parent)
+    child_env = {**env, "PYTHONPATH": here}
     rates: dict[str, list[float]] = {"steadyrun": [], "wandb": [], "floor": []}
-    ds = [metrics(i) for i in range(1000)]
-    log = run.log
-    for d in ds[:3]:
-        log(d)
-        wb.log(d)
-    for _ in range(reps):
-        t0 = now()
-        for i in range(n_local):
-            log(ds[i % 1000])
-        run.flush()
-        rates["steadyrun"].append(n_local / (now() - t0))
-        t0 = now()
-        for i in range(n_wandb):
-            wb.log(ds[i % 1000])
-        rates["wandb"].append(n_wandb / (now() - t0))
-        t0 = now()
-        for i in range(n_local):
-            floor.write(dumps(ds[i % 1000]) + b"\n")
-        floor.flush()
-        os.fsync(floor.fileno())
-        rates["floor"].append(n_local / (now() - t0))
-    floor.close()
-    run.finish()
-    wb.finish()
-    import wandb
-
-    wandb.teardown()
+    sizes = {"steadyrun": n_local, "wandb": n_wandb, "floor": n_local}
+    order = list(rates)
+    for r in range(reps):
+        for which in order[r % 3:] + order[:r % 3]:
+            out = child_json([PY, "-c", LOCAL_RATE, which, str(sizes[which]), str(base)],
+                             child_env, timeout=600)
+            rates[which].append(out["rate"])
     local = {k: median(v) for k, v in rates.items()}
 
     # ------------------------------------------------------------ shipping rows/s
@@ -174,7 +201,6 @@ def main() -> None:
     run.finish()
     rdir = run.dir
     root = rdir.parent.parent
-    here = str(Path(__file__).resolve().parent)
     ship: list[dict[str, Any]] = []
     raw: list[dict[str, Any]] = []
     for _ in range(ship_reps):
@@ -202,7 +228,8 @@ def main() -> None:
         row("c1", "rows/s sustained into the local log (10 scalars; until flush() returns)",
             fmt_rate(local["steadyrun"]), f"wandb.log {fmt_rate(local['wandb'])}",
             fmt_x(local["steadyrun"] / local["wandb"], "more"),
-            note=f"{n_local:,} rows per repeat, median of {reps}, one calling thread; the "
+            note=f"{n_local:,} rows per repeat (wandb {n_wandb:,}, then finish()), median of "
+                 f"{reps}, each system alone in a fresh process, alternating; the "
                  f"floor (orjson + buffered write + fsync) does {fmt_rate(local['floor'])} "
                  f"({local['steadyrun'] / local['floor']:.2f}× of it)", rates=rates),
         row("c2", "rows/s shipped by the sidecar to W&B offline files "

@@ -12,9 +12,11 @@ the default folder also refreshes the table between README.md's `bench:start` an
 `bench:end` markers (the rows with a target, and the throughputs). A script that fails or times
 out still gets its rows in the table, marked as failed, and makes the exit code 1.
 
-Every figure is compared with its baseline inside the same run of the same script:
-these machines are noisy, so read the ratios and the medians, and compare absolute
-numbers only between rows of one results file.
+Every figure is compared with its baseline inside the same run of the same script, each
+system timed alone in its own fresh process: these machines are noisy, so read the
+ratios and the medians, and compare absolute numbers only between rows of one results
+file. `--only` writes its results.md with those sections alone: give it another --out
+to keep the full table. Section p (bench_peers.py) needs the `bench` extra's peers.
 """
 
 from __future__ import annotations
@@ -40,12 +42,16 @@ RESULTS = HERE / "results"  # the default --out of every script (_common.RESULTS
 SCRIPTS: list[tuple[str, str, list[str], int]] = [
     ("bench_startup.py", "d", ["d1", "d2", "d3"], 300),
     ("bench_log.py", "a", ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"], 400),
-    ("bench_loop.py", "b", ["b1", "b2", "b3", "b4"], 600),
+    ("bench_loop.py", "b", ["b1", "b2", "b3", "b4"], 900),
     ("bench_throughput.py", "c", ["c1", "c2", "e2"], 600),
     ("bench_memory.py", "e", ["e1"], 900),
     ("bench_reader.py", "f", ["f1", "f2"], 600),
     ("bench_deferred.py", "g", ["g1", "g2", "g3"], 300),
+    # Every peer alone in its own fresh process, alternating: about 6 min in full.
+    ("bench_peers.py", "p", [f"p{i}" for i in range(1, 9)], 720),
 ]
+# The peers of section p (the `bench` extra), named with their versions.
+PEERS = ("trackio", "tensorboardX", "mlflow", "dvclive")
 ROW_ORDER = sorted((rid for _, _, ids, _ in SCRIPTS for rid in ids),
                    key=lambda rid: (rid[0], int(rid[1:])))
 SECTIONS = {
@@ -56,6 +62,7 @@ SECTIONS = {
     "e": "(e) memory",
     "f": "(f) reader",
     "g": "(g) deferred tensors",
+    "p": "(p) peers, each alone in its own process",
 }
 
 
@@ -76,7 +83,7 @@ def machine() -> dict[str, Any]:
         info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
     except ImportError:
         pass
-    for mod in ("steadyrun", "wandb", "torch", "orjson"):
+    for mod in ("steadyrun", "wandb", "torch", "orjson", *PEERS):
         try:
             from importlib.metadata import version
 
@@ -156,7 +163,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
            else "") + ".",
         f"Machine: {m.get('cpu')}, {m.get('cpus')} CPUs, {m.get('memory_gb', '?')} GiB; "
         f"Python {m.get('python')}, steadyrun {m.get('steadyrun')} ({m.get('commit')}), "
-        f"wandb {m.get('wandb')}, torch {m.get('torch')}, orjson {m.get('orjson')}.",
+        f"wandb {m.get('wandb')}, torch {m.get('torch')}, orjson {m.get('orjson')}"
+        + "".join(f", {p} {m[p]}" for p in PEERS if m.get(p)) + ".",
         f"Load average during the run: {meta['load_range']} (on {m.get('cpus')} CPUs). "
         "Every figure is a median, measured against its baseline in the same run of the "
         "same script; compare ratios, not absolute times across machines or runs.",
@@ -180,7 +188,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-README_ROWS = ("c1", "c2")  # quoted beside the rows that have a target
+# Quoted beside the rows that have a target: the throughputs, and the peer table.
+README_ROWS = ("c1", "c2", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8")
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
