@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run_all.py            # the full suite (`make bench`)
     .venv/bin/python benchmarks/run_all.py --quick    # a fast smoke variant
     .venv/bin/python benchmarks/run_all.py --only a,f # some sections only
+    .venv/bin/python benchmarks/run_all.py --only a,p --merge  # re-measure a and p, keep the rest
 
 Writes results.md (a Markdown table: benchmark, steadyrun figure, baseline figure,
 ratio, target, met?) and results.json (the same rows with their raw numbers, and the
@@ -148,6 +149,33 @@ def run_script(script: str, ids: list[str], timeout: int, args: argparse.Namespa
     return rows, status
 
 
+def kept_rows(path: Path, fresh: set[str]) -> list[dict[str, Any]]:
+    """The rows of an earlier results.json that this run did not measure again."""
+    try:
+        old = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return []
+    meta = old.get("meta", {})
+    at = {"commit": meta.get("machine", {}).get("commit"), "date": meta.get("date"),
+          "load": meta.get("load_range")}
+    return [{**r, "at": r.get("at") or at} for r in old.get("rows", [])
+            if r.get("id") not in fresh]
+
+
+def measured_at(rows: list[dict[str, Any]]) -> str:
+    """'a, p: 1234abc (date, load); ...': which rows were measured when."""
+    groups: dict[tuple[Any, Any, Any], list[str]] = {}
+    for r in rows:
+        at = r.get("at") or {}
+        groups.setdefault((at.get("commit"), at.get("date"), at.get("load")), []).append(r["id"])
+    parts = []
+    for (commit, date, load), ids in groups.items():
+        sections = sorted({i[0] for i in ids})
+        parts.append(f"section{'s' if len(sections) > 1 else ''} {', '.join(sections)} at "
+                     f"{commit} ({date}, load {load})")
+    return "; ".join(parts)
+
+
 def cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -166,6 +194,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"wandb {m.get('wandb')}, torch {m.get('torch')}, orjson {m.get('orjson')}"
         + "".join(f", {p} {m[p]}" for p in PEERS if m.get(p)) + ".",
         f"Load average during the run: {meta['load_range']} (on {m.get('cpus')} CPUs). "
+        f"Measured: {meta['measured_at']}. "
         "Every figure is a median, measured against its baseline in the same run of the "
         "same script; compare ratios, not absolute times across machines or runs.",
         "",
@@ -204,8 +233,8 @@ def update_readme(rows: list[dict[str, Any]], meta: dict[str, Any],
     if start < 0 or end < start:
         return False
     m = meta["machine"]
-    lines = [f"{m.get('cpus')} CPUs ({m.get('cpu')}), load {meta['load_range']}, "
-             f"{meta['date']}; every row of it in "
+    lines = [f"{m.get('cpus')} CPUs ({m.get('cpu')}); measured: {meta['measured_at']}; "
+             f"every row of it in "
              "[benchmarks/results/results.md](benchmarks/results/results.md).", "",
              "| benchmark | steadyrun | baseline | ratio | target | met? |",
              "|---|---|---|---|---|---|"]
@@ -227,6 +256,9 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=RESULTS,
                    help="where results.md/json and the scripts' side outputs go")
     p.add_argument("--only", default="", help="comma-separated sections, e.g. a,f")
+    p.add_argument("--merge", action="store_true",
+                   help="with --only: keep the other sections' rows of the existing "
+                        "results.json (each row names the commit it was measured at)")
     args = p.parse_args()
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -244,18 +276,25 @@ def main() -> int:
             all_rows += rows
             statuses.append(status)
             loads.append(status["load_after"])
-    order = {rid: i for i, rid in enumerate(ROW_ORDER)}
-    all_rows.sort(key=lambda r: order.get(r["id"], len(order)))
     ones = [x[0] for x in loads if x]
     meta = {"date": date, "quick": args.quick, "seconds": time.perf_counter() - started,
             "machine": machine(), "scripts": statuses,
             "load_range": f"{min(ones):.1f}–{max(ones):.1f}" if ones else "unknown"}
+    for r in all_rows:
+        r["at"] = {"commit": meta["machine"].get("commit"), "date": date,
+                   "load": meta["load_range"]}
+    if args.merge and only:
+        all_rows += kept_rows(args.out / "results.json", {r["id"] for r in all_rows})
+    order = {rid: i for i, rid in enumerate(ROW_ORDER)}
+    all_rows.sort(key=lambda r: order.get(r["id"], len(order)))
+    meta["measured_at"] = measured_at(all_rows)
     (args.out / "results.md").write_text(markdown(all_rows, meta))
     (args.out / "results.json").write_bytes(orjson.dumps(
         {"meta": meta, "rows": all_rows}, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
         default=str))
     failed = [s["script"] for s in statuses if s["returncode"] != 0]
-    if not args.quick and not only and args.out == RESULTS and update_readme(all_rows, meta):
+    whole = not only or args.merge
+    if not args.quick and whole and args.out == RESULTS and update_readme(all_rows, meta):
         print("refreshed the table in README.md")
     print(f"wrote {args.out / 'results.md'} and results.json in {meta['seconds']:.0f} s"
           + (f"; FAILED: {', '.join(failed)}" if failed else ""))
