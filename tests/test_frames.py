@@ -239,3 +239,22 @@ def test_the_list_api_is_unchanged(new_run):
     assert col[1:] == col.list[1:] and list(reversed(col)) == col.list[::-1]
     assert col + [] == col.list and [] + col == col.list and (col[0] in col)
     assert repr(col) == repr(col.list) and bool(data.column("nope")) is False
+
+
+def test_small_pieces_give_the_same_table(new_run, monkeypatch):
+    """A segment converted 700 bytes at a time (lines cut by every piece boundary, lines
+    longer than a piece, types promoted across pieces) gives the table of one piece."""
+    from steadyrun.read import columns
+
+    run = new_run()
+    for i in range(200):
+        run.log({"a/n": i if i < 100 else i + 0.5, f"a/k{i % 7}": 1.0,
+                 "a/long_" + "x" * 400: i, "a/wide_" + "y" * 400: -i})
+    run.finish()
+    whole = steadyrun.open_run(run.id).history("a").to_pandas()
+    for path in caches(run.dir):
+        path.unlink()
+    monkeypatch.setattr(columns, "PIECE", 700)
+    small = steadyrun.open_run(run.id).history("a")
+    pd.testing.assert_frame_equal(small.to_pandas(), whole)
+    pd.testing.assert_frame_equal(whole, as_frame(small, list(whole.columns)))

@@ -120,69 +120,84 @@ def write_cache(path: Path, table: pa.Table, stamp: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------- building
 def build(path: Path) -> tuple[pa.Table | None, dict[str, Any] | None]:
     """(the segment's rows as a sorted table or None if it has none, the stamp to cache it
-    under, or None when the segment is not closed or changed while it was read)."""
+    under, or None when the segment is not closed or changed while it was read).
+
+    Each piece is read once into memory and handed on as memoryview slices: no copy of
+    the bytes is made on the common path (a segment of row lines between its open and
+    close records), as the copies cost as much as a tenth of the orjson floor.
+    """
     before = stamp_of(path)
     tables = []
-    last = b""
-    carry = b""
+    last_line = b""
+    torn = False
+    size = PIECE
+    pos = 0
     try:
         with open(path, "rb") as fh:
-            while block := fh.read(PIECE):
+            while True:
+                fh.seek(pos)
+                block = fh.read(size)
                 nul = block.find(b"\0")  # a preallocated segment: its data end here
-                data = carry + (block if nul < 0 else block[:nul])
-                cut = data.rfind(b"\n") + 1
-                carry = data[cut:]
+                end = len(block) if nul < 0 else nul
+                cut = block.rfind(b"\n", 0, end) + 1
+                at_end = nul >= 0 or len(block) < size
+                if cut == 0 and not at_end:  # one line longer than a piece
+                    size *= 2
+                    continue
                 if cut:
-                    last = data[data.rfind(b"\n", 0, cut - 1) + 1:cut]
-                    piece = piece_table(data[:cut])
+                    last_line = block[block.rfind(b"\n", 0, cut - 1) + 1:cut]
+                    piece = piece_table(block, cut)
                     if piece is not None:
                         tables.append(piece)
-                if nul >= 0:
-                    carry = carry or b"\0"  # the data ended early: not a closed segment
+                if at_end:
+                    torn = cut < end or nul >= 0  # a torn tail, or an unwritten end
                     break
+                pos += cut
+                size = PIECE
     except FileNotFoundError:
         return None, None
-    closed = not carry and last.startswith(b'{"k":"close"')
+    closed = not torn and last_line.startswith(b'{"k":"close"')
     table = sort_by_time(concat(tables)) if tables else None
     return table, before if closed and before == stamp_of(path) else None
 
 
-def piece_table(body: bytes) -> pa.Table | None:
-    """Complete lines to a table of their rows (unsorted), or None when none is a row."""
+def piece_table(block: bytes, cut: int) -> pa.Table | None:
+    """The complete lines `block[:cut]` to a table of their rows (unsorted), or None
+    when none is a row."""
     import pyarrow as pa
     import pyarrow.json as pj
 
-    view = memoryview(body)
+    view = memoryview(block)
     parts: list[memoryview] = []
-    pos = 0 if body.startswith(ROW_LINE) else -1  # -1: the first line is no row
-    starts = [m.start() + 1 for m in _NOT_A_ROW.finditer(body)]
-    if pos < 0:
+    pos = 0
+    starts = [m.start() + 1 for m in _NOT_A_ROW.finditer(block, 0, cut)]
+    if not block.startswith(ROW_LINE):
         starts.insert(0, 0)
-        pos = 0
     for start in starts:
-        if start >= len(body):
+        if start >= cut:
             break
-        end = body.find(b"\n", start) + 1 or len(body)
-        line = body[start:end - 1]
-        if not line.startswith(KIND_LINE):  # empty, hand-made or torn: parse it
+        end = block.find(b"\n", start, cut) + 1
+        if not block.startswith(KIND_LINE, start):  # empty, hand-made or torn: parse it
             try:
-                rec = orjson.loads(line)
+                rec = orjson.loads(view[start:end - 1])
             except orjson.JSONDecodeError:
-                return python_table(body)
+                return python_table(block[:cut])
             if not isinstance(rec, dict) or rec.get("k") == "row":
-                return python_table(body)
-        parts.append(view[pos:start])
+                return python_table(block[:cut])
+        if start > pos:
+            parts.append(view[pos:start])
         pos = end
-    parts.append(view[pos:])
-    rows = b"".join(parts)
-    if not rows:
+    if cut > pos:
+        parts.append(view[pos:cut])
+    if not parts:
         return None
+    rows = parts[0] if len(parts) == 1 else b"".join(parts)
     try:
         raw = pj.read_json(pa.py_buffer(rows),
                            read_options=pj.ReadOptions(block_size=JSON_BLOCK))
         return flatten(raw)
     except (pa.ArrowException, KeyError):
-        return python_table(body)
+        return python_table(block[:cut])
 
 
 def flatten(raw: pa.Table) -> pa.Table:
