@@ -207,11 +207,15 @@ def test_odd_lines_take_the_exact_path(new_run, monkeypatch):
     assert len(caches(run.dir)) == 1 and exact == [1]
 
 
-def test_to_arrow_from_the_cache_parses_no_record(new_run):
+def test_to_arrow_from_the_cache_parses_no_record(new_run, monkeypatch):
+    from steadyrun.read import frames
+
     run = write_run(new_run, n=30)
     steadyrun.open_run(run.id).history("train").to_arrow()  # builds the cache
     data = steadyrun.open_run(run.id)
+    monkeypatch.setattr(frames, "build", lambda *a: pytest.fail("the cache was not used"))
     assert data.history("train").to_arrow().num_rows == 31
+    assert len(data.history(None).to_pandas()) == 32  # 30 train, 1 val, 1 of both
     assert "_loaded" not in data.__dict__  # the JSON was never parsed
     assert len(data.history("train")) == 31 and "_loaded" in data.__dict__
 
@@ -258,3 +262,21 @@ def test_small_pieces_give_the_same_table(new_run, monkeypatch):
     small = steadyrun.open_run(run.id).history("a")
     pd.testing.assert_frame_equal(small.to_pandas(), whole)
     pd.testing.assert_frame_equal(whole, as_frame(small, list(whole.columns)))
+
+
+def test_many_shapes_are_kept_as_one_wide_table(new_run):
+    """Keys logged in ever new combinations (more than MAX_SHAPES shapes): the cache holds
+    one table with nulls, and the frames are the same."""
+    from steadyrun.read import colcache
+
+    run = new_run()
+    for i in range(3 * colcache.MAX_SHAPES):
+        run.log({"m/a": i, f"m/b{i % (colcache.MAX_SHAPES + 6)}": i / 2, "n/c": 1.0})
+    run.finish()
+    data = steadyrun.open_run(run.id)
+    first = same_as_list(data, "m")
+    seg = list_segments(run.dir)[0]
+    keys, shapes = colcache.open_cache(seg)
+    assert len(shapes) == 1 and shapes[0][0] == keys and len(keys) == colcache.MAX_SHAPES + 10
+    pd.testing.assert_frame_equal(steadyrun.open_run(run.id).history("m").to_pandas(), first)
+    assert data.column("m/b3").to_pandas()["m/b3"].tolist() == [v for _, v in data.column("m/b3")]

@@ -1,54 +1,45 @@
-"""One segment's rows as columns (Arrow), and the columnar cache of closed segments.
+"""One segment's rows as columns (Arrow): what the columnar cache (read/colcache.py)
+holds, and what an open segment is converted to at each read.
 
 Why: a dict per row costs ~1.5 µs to build (the orjson floor of a 1 M-row run is over a
-second), and a DataFrame needs columns anyway. A closed segment never changes again, so
-its rows are converted once and kept in `cache/<writer>.arrow` (store/layout.py), an
-uncompressed Arrow IPC file: reading it back is a memory map, and only the asked columns'
-pages are ever touched.
+second), and a DataFrame needs columns anyway.
 
-Cache file: one table, a column per row key (null where a row lacks it), plus `_t`
-(time) and `_x` (global step); keys cannot start with `_` (store/values.check_key), so
-these never clash. Rows are in time order (stable sort by `_t`, as `open_run` sorts its
-records). Non-finite values are back in place (NaN, inf). The schema metadata holds what
-validates the file against its segment: size, mtime_ns and a hash of its last 4 KiB. A
-cache that fails the check or cannot be read (torn, foreign) is ignored and rebuilt.
+The table: a column per row key (null where a row lacks it), plus `_t` (time) and `_x`
+(global step); keys cannot start with `_` (store/values.check_key), so these never
+clash. Rows are in time order (stable sort by `_t`, as `open_run` sorts its records).
+Non-finite values are back in place (NaN, inf).
 
 Building: the segment's row lines, cut out of the bytes without parsing the others,
 go through Arrow's JSON reader (C++, no Python object per value), 64 MiB of lines at a
 time. A piece it rejects (a torn line, a hand-made line, a key whose type changes from
 number to bool) is built again from `parse_lines` records in Python: slower, and exact.
-Only segments whose last record is `close` are cached; an open one (which may end in
-NUL bytes, store/segment_reader.py) is converted in memory at every read.
+`build` says whether the segment is closed (its last record is `close`): only those
+are cached; an open one (which may end in NUL bytes, store/segment_reader.py) is
+converted in memory at every read.
 
 pyarrow is imported inside functions only: `import steadyrun` loads the stdlib alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..store.layout import column_cache_path
 from ..store.segment_reader import parse_lines
 from ..store.values import restore_values
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-CACHE_VERSION = 1
 PIECE = 64 << 20  # bytes of lines converted at a time: bounds the memory of a build
 JSON_BLOCK = 16 << 20  # Arrow's JSON reader block (larger blocks measured ~20 % faster)
-TAIL_CHECK = 4096  # bytes at the end of a segment whose hash the cache records
-BATCH_ROWS = 1 << 18  # rows per record batch in the cache file
 ROW_LINE = b'{"k":"row",'  # how store/records.py starts every row line
 KIND_LINE = b'{"k":"'
 _NOT_A_ROW = re.compile(rb'\n(?!\{"k":"row",)')  # a newline whose next line is no row
-META_KEY = b"steadyrun"
 FRAMES_HINT = "pip install 'steadyrun[frames]'"
 
 
@@ -63,64 +54,10 @@ def require(module: str, what: str = "this") -> Any:
                           f"{FRAMES_HINT}") from exc
 
 
-# ---------------------------------------------------------------------- validation
-def stamp_of(path: Path) -> dict[str, Any] | None:
-    """What a cache records of its segment, or None if the segment is gone."""
-    try:
-        st = os.stat(path)
-        with open(path, "rb") as fh:
-            fh.seek(max(0, st.st_size - TAIL_CHECK))
-            tail = fh.read(TAIL_CHECK)
-    except OSError:
-        return None
-    return {"v": CACHE_VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "tail": hashlib.blake2b(tail, digest_size=16).hexdigest()}
-
-
-def open_cache(path: Path) -> Any | None:
-    """The cache of segment `path` as an Arrow IPC file reader (memory-mapped), or None
-    when there is none, it cannot be read (torn), or it was made from other bytes."""
-    import pyarrow as pa
-
-    cpath = column_cache_path(path)
-    try:
-        reader = pa.ipc.open_file(pa.memory_map(str(cpath)))
-        meta = orjson.loads((reader.schema.metadata or {})[META_KEY])
-        rows = meta.pop("rows")
-        names = reader.schema.names
-        if (meta != stamp_of(path) or names[:2] != ["_t", "_x"]
-                or sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-                != rows):
-            return None
-        return reader
-    except (OSError, KeyError, TypeError, ValueError, pa.ArrowException,
-            orjson.JSONDecodeError):
-        return None
-
-
-def write_cache(path: Path, table: pa.Table, stamp: dict[str, Any]) -> None:
-    """Temp file then rename (a reader sees no file or a whole one); never raises for a
-    folder that cannot be written (someone else's run): the cache is only a speed-up."""
-    import pyarrow as pa
-
-    cpath = column_cache_path(path)
-    meta = {META_KEY: orjson.dumps({**stamp, "rows": table.num_rows})}
-    table = table.replace_schema_metadata(meta)
-    tmp = cpath.with_name(f".{cpath.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
-    try:
-        cpath.parent.mkdir(mode=0o700, exist_ok=True)
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-            w.write_table(table, max_chunksize=BATCH_ROWS)
-        os.chmod(tmp, 0o600)  # owner-only, as every file of a run
-        os.replace(tmp, cpath)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-
-
 # ---------------------------------------------------------------------- building
-def build(path: Path) -> tuple[pa.Table | None, dict[str, Any] | None]:
-    """(the segment's rows as a sorted table or None if it has none, the stamp to cache it
-    under, or None when the segment is not closed or changed while it was read).
+def build(path: Path, stamp_of: Callable[[Path], Any]) -> tuple[pa.Table | None, Any]:
+    """(the segment's rows as a sorted table or None if it has none, its `stamp_of` to
+    cache it under, or None when it is not closed or changed while it was read).
 
     Each piece is read once into memory and handed on as memoryview slices: no copy of
     the bytes is made on the common path (a segment of row lines between its open and

@@ -2,7 +2,7 @@
 as one, that also converts straight to Arrow, pandas or polars.
 
 Why lazy: `history("train").to_pandas()` must not build a dict per row (the JSON path
-costs over a second per 1 M rows) when the columnar cache (read/columns.py) has the
+costs over a second per 1 M rows) when the columnar cache (read/colcache.py) has the
 columns ready. Used as a list (`==`, len, iteration, indexing), the object is the list
 the reader always returned, built from the parsed records as before.
 
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..store.steps import step_metric_of
-from .columns import build, concat, open_cache, require, sort_by_time, write_cache
+from .colcache import Shapes, open_cache, split_shapes, stamp_of, wide, write_cache
+from .columns import build, concat, require
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -88,7 +89,9 @@ class Frame(Sequence):  # type: ignore[type-arg]
         """A pandas DataFrame (NaN and inf kept; a column with gaps is float64)."""
         require("pyarrow", f"{type(self).__name__}.to_pandas()")
         require("pandas", f"{type(self).__name__}.to_pandas()")
-        return self.to_arrow().to_pandas()
+        # split_blocks: a column per block, so a dense column of the mapped cache becomes
+        # a numpy array over the same memory instead of a copy into one 2-D block
+        return self.to_arrow().to_pandas(split_blocks=True)
 
     def to_polars(self) -> Any:
         """A polars DataFrame (from the Arrow table, without a copy where it can)."""
@@ -137,49 +140,59 @@ class Column(Frame):
 
 
 # ---------------------------------------------------------------------- reading
-def segment_source(path: Path) -> Any:
-    """A segment's rows: its cache's reader, else a table built now (and cached when
-    the segment is closed)."""
-    reader = open_cache(path)
-    if reader is not None:
-        return reader
-    table, stamp = build(path)
-    if table is None and stamp is not None:  # closed, without rows: cache that too
+def segment_source(path: Path) -> Shapes | None:
+    """A segment's rows: its cache, else built now (and cached if the segment is closed;
+    an open one stays one wide table, converted again at the next read)."""
+    cached = open_cache(path)
+    if cached is not None:
+        return cached
+    table, stamp = build(path, stamp_of)
+    if stamp is None:
+        return wide(table) if table is not None else None
+    if table is None:  # closed, without rows: cache that too
         import pyarrow as pa
 
         table = pa.table({"_t": pa.array([], pa.float64()), "_x": pa.array([], pa.int64())})
-    if table is not None and stamp is not None:
-        write_cache(path, table, stamp)
-    return table
+    shapes = split_shapes(table)
+    write_cache(path, shapes, stamp)
+    return shapes
 
 
 def read_rows(paths: list[Path], columns: Callable[[list[str]], list[str]],
               required: str = "any") -> pa.Table:
     """The asked columns over every segment: each segment's rows that hold one of them
-    (or the `required` one), segments merged in time order as `open_run` merges them."""
+    (or the `required` one), segments merged in time order as `open_run` merges them.
+    One shape of one segment holding them all (the common case) is returned as it is in
+    the mapped cache: no copy."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    sources = [s for s in map(segment_source, paths) if s is not None]
+    segments = [s for s in map(segment_source, paths) if s is not None]
     names: dict[str, None] = {}
-    for src in sources:
-        names.update(dict.fromkeys(src.schema.names))
+    for keys, _ in segments:
+        names.update(dict.fromkeys(keys))
     want = columns(list(names))
     parts = []
-    for src in sources:
-        have = [c for c in want if c in src.schema.names]
-        if not have or (required != "any" and required not in have):
-            continue
-        table = src.read_all() if isinstance(src, pa.ipc.RecordBatchFileReader) else src
-        table = table.select(["_t", *have])
-        need = [table[required]] if required != "any" else [table[c] for c in have]
-        if all(c.null_count for c in need):  # else a column is whole: every row holds one
-            mask = pc.is_valid(need[0])
-            for c in need[1:]:
-                mask = pc.or_(mask, pc.is_valid(c))
-            table = table.filter(mask)
-        parts.append(table)
+    for i, (_, shapes) in enumerate(segments):
+        for keys, table in shapes:
+            have = [c for c in want if c in keys]
+            if not have or (required != "any" and required not in have):
+                continue
+            table = table.select(["_r", "_t", *have])
+            need = [table[required]] if required != "any" else [table[c] for c in have]
+            if all(c.null_count for c in need):  # a wide table: keep the rows holding one
+                mask = pc.is_valid(need[0])
+                for c in need[1:]:
+                    mask = pc.or_(mask, pc.is_valid(c))
+                table = table.filter(mask)
+            parts.append((i, table))
     if not parts:
         return pa.table({c: pa.array([], pa.float64()) for c in want})
-    table = parts[0] if len(parts) == 1 else sort_by_time(concat(parts))
-    return table.select([c for c in want if c in table.schema.names])
+    if len(parts) == 1:
+        table = parts[0][1]
+    else:  # `_r` orders rows within a segment, `_seg` ties of `_t` across segments
+        table = concat([t.append_column("_seg", pa.nulls(len(t), pa.int32()).fill_null(i))
+                        for i, t in parts])
+        table = table.take(pc.sort_indices(
+            table, [("_t", "ascending"), ("_seg", "ascending"), ("_r", "ascending")]))
+    return table.select([c for c in want if c in table.column_names])

@@ -14,7 +14,7 @@ the sidecar and the command line all ask it, so they cannot disagree.
       sinks/<sink>.lock             held by the one shipper of a sink
       sinks/<sink>.json             a sink's status (mode, its own folders, state)
       sinks/sidecar.log             the sidecar's output
-      cache/<writer>.arrow          a closed segment's rows as columns (read/columns.py):
+      cache/<writer>.arrow          a closed segment's rows as columns (read/colcache.py):
                                     an optimisation only, deleting it changes no result
 """
 
