@@ -23,7 +23,8 @@ Columns (f3-f6, extra `frames`), on a second run written by `run.log`: 1 M rows 
   cold      the same history("train").to_arrow() after deleting the cache, which it
             writes again, against the orjson floor of the same segment (f5)
   memory    peak RSS of a fresh process that reads a 10 M-row run (quick: 1 M) one column
-            at a time, column(key).to_pandas() per key (f6). The 10 M-row segment is
+            at a time, column(key) as to_arrow(), to_pandas(copy=False) and to_pandas(),
+            summing every value (f6). The 10 M-row segment is
             written directly as segment lines with orjson (the same record format
             run.log writes; run.log would take minutes), and its cache built by a
             separate process first, whose time and peak RSS the note gives.
@@ -135,15 +136,24 @@ IMPORT_PA = textwrap.dedent("""
 COLS_MEMORY = textwrap.dedent("""
     import json, sys, time
     import steadyrun
+    how = sys.argv[2]
     t0 = time.perf_counter()
     run = steadyrun.open_run(sys.argv[1])
     keys = [f"train/{k}" for k in KEYS] + ["val/loss", "val/acc"]
     rows = 0
     for key in keys:
-        df = run.column(key).to_pandas()
-        rows += len(df)
-        total = float(df.iloc[:, 0].sum()) + float(df.iloc[:, -1].sum())  # touch every page
-        del df
+        col = run.column(key)
+        if how == "arrow":
+            import pyarrow.compute as pc
+            table = col.to_arrow()
+            rows += len(table)
+            total = sum(pc.sum(c).as_py() for c in table.columns)  # touch every page
+            del table
+        else:
+            df = col.to_pandas(copy=how == "pandas")
+            rows += len(df)
+            total = float(df.iloc[:, 0].sum()) + float(df.iloc[:, -1].sum())
+            del df
     # VmHWM, this process's own peak: ru_maxrss would keep the parent's across exec
     status = open("/proc/self/status").read()
     hwm = int(status.split("VmHWM:")[1].split()[0]) / 1024
@@ -220,13 +230,16 @@ def columns_rows(args, base, env, reps: int) -> list[dict]:
     t0 = now()
     big = write_segment_run(base, big_rows)
     big_write = now() - t0
-    build = child(COLS_MEMORY.replace("KEYS", repr(KEYS[:1])), str(big), env)
-    mem = [child(COLS_MEMORY.replace("KEYS", repr(KEYS)), str(big), env) for _ in range(reps)]
+    code = COLS_MEMORY.replace("KEYS", repr(KEYS))
+    build = child_json([PY, "-c", COLS_MEMORY.replace("KEYS", repr(KEYS[:1])), str(big),
+                        "arrow"], env, timeout=900)
+    mem = {how: [child_json([PY, "-c", code, str(big), how], env, timeout=600)
+                 for _ in range(reps)] for how in ("arrow", "view", "pandas")}
     wa, wp, wk, wt = (median(x[k] for x in warm)
                       for k in ("arrow", "pandas", "one_key", "pandas_touched"))
     c, f = median(x["open"] for x in cold), median(x["open"] for x in floor)
     pa_import = median(x["import"] for x in imp)
-    peak = median(x["peak_mb"] for x in mem)
+    peak = {how: median(x["peak_mb"] for x in m) for how, m in mem.items()}
     shape = warm[0]["shape"]
     common = (f"{shape[0]:,} rows x {shape[1]} keys (train/), written by run.log in "
               f"{write_s:.0f} s; fresh interpreter per repeat, median of {reps}")
@@ -247,12 +260,18 @@ def columns_rows(args, base, env, reps: int) -> list[dict]:
             c <= 1.3 * f if full else None,
             note=f"{common}; cache files after: {cold[0]['cached']}", cold=cold, floor=floor),
         row("f6", f"peak RSS reading a {big_rows / 1e6:.2g} M-row run one column at a time "
-                  f"(column(key).to_pandas(), {mem[0]['keys']} keys)",
-            fmt_mb(peak), "—", "—", "≤ 300 MB", peak <= 300 if full else None,
+                  f"({mem['arrow'][0]['keys']} keys; every value summed)",
+            f"to_arrow {fmt_mb(peak['arrow'])}, to_pandas(copy=False) "
+            f"{fmt_mb(peak['view'])}", f"to_pandas() {fmt_mb(peak['pandas'])}", "—",
+            "≤ 300 MB", peak["arrow"] <= 300 if full else None,
             note=f"segment written with orjson in {big_write:.0f} s; cache built first by "
                  f"its own process in {build['s']:.0f} s, peak RSS "
-                 f"{fmt_mb(build['peak_mb'])}; reading {mem[0]['rows']:,} values took "
-                 f"{fmt_s(median(x['s'] for x in mem))}", memory=mem, build=build),
+                 f"{fmt_mb(build['peak_mb'])}; to_arrow and to_pandas(copy=False) map the "
+                 f"cache (the pages read count once); to_pandas() copies into a mutable "
+                 f"frame while the mapped pages are resident; reading "
+                 f"{mem['arrow'][0]['rows']:,} values took "
+                 f"{fmt_s(median(x['s'] for x in mem['arrow']))} (arrow)",
+            memory=mem, build=build),
     ]
 
 

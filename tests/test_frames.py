@@ -280,3 +280,22 @@ def test_many_shapes_are_kept_as_one_wide_table(new_run):
     assert len(shapes) == 1 and shapes[0][0] == keys and len(keys) == colcache.MAX_SHAPES + 10
     pd.testing.assert_frame_equal(steadyrun.open_run(run.id).history("m").to_pandas(), first)
     assert data.column("m/b3").to_pandas()["m/b3"].tolist() == [v for _, v in data.column("m/b3")]
+
+
+def test_a_frame_from_the_cache_can_be_changed_in_place(new_run):
+    """to_pandas() is an ordinary frame; to_pandas(copy=False) wraps the mapped cache,
+    read-only; the cache never changes."""
+    run = write_run(new_run, n=20)
+    steadyrun.open_run(run.id).history("train").to_arrow()
+    cache = caches(run.dir)[0]
+    body = cache.read_bytes()
+    df = steadyrun.open_run(run.id).history("train").to_pandas()
+    df.loc[0, "train/loss"] = 5.0
+    df["train/ok"] *= 2
+    assert df["train/loss"].iloc[0] == 5.0 and df["train/ok"].iloc[2] == 4
+    view = steadyrun.open_run(run.id).history("train").to_pandas(copy=False)
+    pd.testing.assert_frame_equal(view, steadyrun.open_run(run.id).history("train").to_pandas())
+    with pytest.raises(ValueError, match="read-only"):
+        view.loc[0, "train/loss"] = 5.0
+    assert steadyrun.open_run(run.id).history("train").to_pandas()["train/loss"].iloc[0] == 1.0
+    assert cache.read_bytes() == body

@@ -85,12 +85,20 @@ class Frame(Sequence):  # type: ignore[type-arg]
         require("pyarrow", f"{type(self).__name__}.to_arrow()")
         return read_rows(self._segments(), self.columns, self.required)
 
-    def to_pandas(self) -> Any:
-        """A pandas DataFrame (NaN and inf kept; a column with gaps is float64)."""
+    def to_pandas(self, copy: bool = True) -> Any:
+        """A pandas DataFrame (NaN and inf kept; a column with gaps is float64).
+
+        `copy=False`: the columns the cache holds whole become numpy arrays over the
+        memory-mapped cache itself (no copy, no memory beyond the pages read), and are
+        read-only: writing into that frame in place raises. The default is an ordinary
+        frame, copied once out of the Arrow table.
+        """
         require("pyarrow", f"{type(self).__name__}.to_pandas()")
         require("pandas", f"{type(self).__name__}.to_pandas()")
-        # split_blocks: a column per block, so a dense column of the mapped cache becomes
-        # a numpy array over the same memory instead of a copy into one 2-D block
+        if copy:
+            return self.to_arrow().to_pandas()
+        # split_blocks: a block per column, so a single-chunk column without nulls is
+        # wrapped where it lies instead of copied into one 2-D block
         return self.to_arrow().to_pandas(split_blocks=True)
 
     def to_polars(self) -> Any:
