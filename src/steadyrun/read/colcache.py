@@ -83,12 +83,20 @@ def wide(table: pa.Table) -> Shapes:
     return keys, [(keys, table.add_column(0, "_r", ranks(table.num_rows)))]
 
 
-def split_shapes(table: pa.Table) -> Shapes:
+def split_shapes(holder: list[pa.Table]) -> Shapes:
     """The time-ordered wide table (read/columns.py) as dense tables, one per shape, in
-    the order each shape first appears."""
+    the order each shape first appears.
+
+    `holder` holds the only reference to the table: it is taken out and emptied column
+    by column as the shapes are built, so the peak is one copy of the rows and one
+    column, not two copies (a 10 M-row segment: ~1 GB of columns).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    table = holder.pop()
+    pool = pa.default_memory_pool()
+    pool.release_unused()  # what the JSON reader freed (mimalloc keeps it otherwise)
     keys = [k for k in table.column_names if not k.startswith("_")]
     partial = [k for k in keys if table[k].null_count]
     if not partial:
@@ -100,19 +108,28 @@ def split_shapes(table: pa.Table) -> Shapes:
     uniq = pc.unique(code)
     if len(uniq) > MAX_SHAPES:
         return wide(table)
-    shapes: list[Shape] = []
-    held = dict.fromkeys(keys, 0)
-    for value in uniq:
-        rows = pc.indices_nonzero(pc.equal(code, value))
+    rows_of = [pc.indices_nonzero(pc.equal(code, value)) for value in uniq]
+    del code
+    haves = []
+    for rows in rows_of:
         first = table.slice(rows[0].as_py(), 1)
-        have = [k for k in keys if first[k].null_count == 0]
-        part = table.select(["_t", "_x", *have]).take(rows).combine_chunks()
-        shapes.append((have, part.add_column(0, "_r", rows.cast(pa.int64()))))
+        haves.append([k for k in keys if first[k].null_count == 0])
+    held = dict.fromkeys(keys, 0)
+    for rows, have in zip(rows_of, haves, strict=True):
         for k in have:
             held[k] += len(rows)
     if any(held[k] != len(table) - table[k].null_count for k in keys):
         return wide(table)  # a hash collision: never seen, never wrong
-    return keys, shapes
+    cols: list[dict[str, Any]] = [{"_r": rows.cast(pa.int64())} for rows in rows_of]
+    for name in ["_t", "_x", *keys]:
+        column = table[name]
+        table = table.remove_column(table.schema.get_field_index(name))
+        for rows, have, out in zip(rows_of, haves, cols, strict=True):
+            if name[0] == "_" or name in have:
+                out[name] = column.take(rows).combine_chunks()  # one chunk: zero-copy reads
+        del column
+        pool.release_unused()  # hand the freed column back for the next one
+    return keys, [(have, pa.table(out)) for have, out in zip(haves, cols, strict=True)]
 
 
 def write_cache(path: Path, segment: Shapes, stamp: dict[str, Any]) -> None:

@@ -161,9 +161,11 @@ def segment_source(path: Path) -> Shapes | None:
         import pyarrow as pa
 
         table = pa.table({"_t": pa.array([], pa.float64()), "_x": pa.array([], pa.int64())})
-    shapes = split_shapes(table)
+    holder = [table]
+    del table  # split_shapes frees the table column by column
+    shapes = split_shapes(holder)
     write_cache(path, shapes, stamp)
-    return shapes
+    return open_cache(path) or shapes  # mapped: the built copy is freed
 
 
 def read_rows(paths: list[Path], columns: Callable[[list[str]], list[str]],
