@@ -46,7 +46,7 @@ SCRIPTS: list[tuple[str, str, list[str], int]] = [
     ("bench_loop.py", "b", ["b1", "b2", "b3", "b4"], 900),
     ("bench_throughput.py", "c", ["c1", "c2", "e2"], 600),
     ("bench_memory.py", "e", ["e1"], 900),
-    ("bench_reader.py", "f", ["f1", "f2"], 600),
+    ("bench_reader.py", "f", ["f1", "f2", "f3", "f4", "f5", "f6"], 1500),
     ("bench_deferred.py", "g", ["g1", "g2", "g3"], 300),
     # Every peer alone in its own fresh process, alternating: about 6 min in full.
     ("bench_peers.py", "p", [f"p{i}" for i in range(1, 9)], 720),

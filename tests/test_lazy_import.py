@@ -8,7 +8,7 @@ import pytest
 
 import steadyrun
 
-HEAVY = ("wandb", "torch", "numpy")
+HEAVY = ("wandb", "torch", "numpy", "pyarrow", "pandas", "polars")
 
 IMPORT_ONLY = """
 import sys

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from functools import cached_property
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..store.layout import hostname, owner_heartbeats, read_sink_status, runs_dir
 from ..store.liveness import STALE_AFTER, pid_alive
@@ -21,19 +20,54 @@ from ..store.manifest import manifest_of, resolve_run
 from ..store.segment_reader import gc_paused, list_segments, read_from
 from ..store.steps import is_step_metric, namespace_of_step, step_metric_of
 from ..store.values import restore_values
+from .frames import Column, History
 
 
-@dataclass
 class RunData:
-    id: str
-    dir: Path
-    manifest: dict[str, Any]
-    records: list[dict[str, Any]]
-    torn: int = 0
-    segments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Each segment's records in its own order (rows are not tagged with their segment:
-    # 1 M tags cost a loaded 1 M-row run ~5 % of its load time).
-    by_segment: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    """A run's contents. Made cheaply by `open_run`: the segments are parsed on the first
+    use of what needs their records (rows, summary, events...), and not at all by a
+    `history(ns).to_pandas()` served from the columnar cache (read/frames.py)."""
+
+    def __init__(self, id: str, dir: Path, manifest: dict[str, Any],
+                 records: list[dict[str, Any]] | None = None, torn: int = 0,
+                 segments: dict[str, dict[str, Any]] | None = None,
+                 by_segment: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        self.id = id
+        self.dir = dir
+        self.manifest = manifest
+        if records is not None:  # given (steadyrun runs' overview): nothing to load
+            self.__dict__["_loaded"] = _Loaded(records, torn, segments or {}, by_segment or {})
+
+    def __repr__(self) -> str:
+        return f"RunData(id={self.id!r}, dir={str(self.dir)!r})"
+
+    @cached_property
+    def _loaded(self) -> _Loaded:
+        return load_segments(self.dir)
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Every record of every segment, in time order."""
+        return self._loaded.records
+
+    @property
+    def torn(self) -> int:
+        """Lines that were not whole records (a killed writer's last line)."""
+        return self._loaded.torn
+
+    @property
+    def segments(self) -> dict[str, dict[str, Any]]:
+        """Per segment: its record and torn counts, who wrote it, how it ended."""
+        return self._loaded.segments
+
+    @property
+    def by_segment(self) -> dict[str, list[dict[str, Any]]]:
+        """Each segment's records in its own order (rows are not tagged with their
+        segment: 1 M tags cost a loaded 1 M-row run ~5 % of its load time)."""
+        return self._loaded.by_segment
+
+    def _segment_paths(self) -> list[Path]:
+        return list_segments(self.dir)
 
     # ------------------------------------------------------------------ history
     @cached_property
@@ -63,11 +97,15 @@ class RunData:
                     seen[namespace_of_step(step_metric_of(k))] = None
         return list(seen)
 
-    def history(self, namespace: str | None = None) -> list[dict[str, Any]]:
+    def history(self, namespace: str | None = None) -> History:
         """Rows of one namespace ("" is the root), each with only that namespace's keys.
 
-        With no namespace, every row whole.
+        With no namespace, every row whole. A list when used as one; `.to_pandas()`,
+        `.to_polars()`, `.to_arrow()` read only this namespace's columns (read/frames.py).
         """
+        return History(namespace, lambda: self._history_list(namespace), self._segment_paths)
+
+    def _history_list(self, namespace: str | None) -> list[dict[str, Any]]:
         out = []
         append = out.append
         if namespace is None:
@@ -91,10 +129,12 @@ class RunData:
                     append({k: row[k] for k in plan})
         return out
 
-    def column(self, key: str) -> list[tuple[Any, Any]]:
-        """(step, value) pairs of one key, the step read from its namespace's step metric."""
+    def column(self, key: str) -> Column:
+        """(step, value) pairs of one key, the step read from its namespace's step metric;
+        `.to_pandas()` etc. give the two as columns named by their keys."""
         sk = step_metric_of(key)
-        return [(r.get(sk), r[key]) for r in self.rows if key in r]
+        return Column(key, lambda: [(r.get(sk), r[key]) for r in self.rows if key in r],
+                      self._segment_paths)
 
     # ------------------------------------------------------------------ other kinds
     def _of(self, kind: str) -> list[dict[str, Any]]:
@@ -252,10 +292,15 @@ def segment_info(first: dict[str, Any], last: dict[str, Any] | None) -> dict[str
             if closed and last is not None else None}
 
 
-def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> RunData:
-    """Load a run by id, id prefix or folder path."""
-    rdir = resolve_run(ref, root)
-    manifest = manifest_of(rdir)
+class _Loaded(NamedTuple):
+    records: list[dict[str, Any]]
+    torn: int
+    segments: dict[str, dict[str, Any]]
+    by_segment: dict[str, list[dict[str, Any]]]
+
+
+def load_segments(rdir: Path) -> _Loaded:
+    """Every segment parsed, records merged in time order."""
     records: list[dict[str, Any]] = []
     torn = 0
     segments: dict[str, dict[str, Any]] = {}
@@ -279,8 +324,14 @@ def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = 
         records.sort(key=itemgetter("t"))
     except KeyError:
         records.sort(key=lambda r: r.get("t", 0.0))
-    return RunData(id=manifest.get("id", rdir.name), dir=rdir, manifest=manifest,
-                   records=records, torn=torn, segments=segments, by_segment=by_segment)
+    return _Loaded(records, torn, segments, by_segment)
+
+
+def open_run(ref: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> RunData:
+    """Find a run by id, id prefix or folder path; its segments are read on first use."""
+    rdir = resolve_run(ref, root)
+    manifest = manifest_of(rdir)
+    return RunData(id=manifest.get("id", rdir.name), dir=rdir, manifest=manifest)
 
 
 def list_runs(root: str | os.PathLike[str] | None = None) -> list[Path]:

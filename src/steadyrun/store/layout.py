@@ -14,6 +14,8 @@ the sidecar and the command line all ask it, so they cannot disagree.
       sinks/<sink>.lock             held by the one shipper of a sink
       sinks/<sink>.json             a sink's status (mode, its own folders, state)
       sinks/sidecar.log             the sidecar's output
+      cache/<writer>.arrow          a closed segment's rows as columns (read/colcache.py):
+                                    an optimisation only, deleting it changes no result
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ FILES = "files"
 RUN_FOLDERS = (SEGMENTS, MEDIA, FILES, "artifacts", SINKS)
 SEGMENT_SUFFIX = ".jsonl"
 HEARTBEAT_SUFFIX = ".beat"
+CACHE = "cache"
+COLUMNS_SUFFIX = ".arrow"
 
 
 def root_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -99,6 +103,13 @@ def segments_dir(rdir: Path) -> Path:
 
 def segment_path(rdir: Path, writer: str) -> Path:
     return rdir / SEGMENTS / f"{writer}{SEGMENT_SUFFIX}"
+
+
+def column_cache_path(segment: Path) -> Path:
+    """`cache/<writer>.arrow`: the columnar copy of a closed segment's rows. Its own
+    folder, not `segments/`: the logs there are the data, this is derived and disposable
+    (`rm -r cache` is always safe), and nothing that walks the logs ever meets it."""
+    return segment.parent.parent / CACHE / f"{segment.stem}{COLUMNS_SUFFIX}"
 
 
 def heartbeat_path(segment: Path) -> Path:
