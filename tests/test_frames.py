@@ -299,3 +299,19 @@ def test_a_frame_from_the_cache_can_be_changed_in_place(new_run):
         view.loc[0, "train/loss"] = 5.0
     assert steadyrun.open_run(run.id).history("train").to_pandas()["train/loss"].iloc[0] == 1.0
     assert cache.read_bytes() == body
+
+
+def test_zeros_inside_an_open_segment_are_a_bad_line_not_its_end(new_run):
+    """Only the zeros that end a segment are not data (the list path's rule too)."""
+    run = new_run()
+    for i in range(20):
+        run.log({"train/loss": float(i)})
+    run.finish()
+    seg = list_segments(run.dir)[0]
+    lines = seg.read_bytes().splitlines(keepends=True)[:-1]  # as if never closed
+    lines.insert(8, b"\0\0\0 garbage\n")
+    seg.write_bytes(b"".join(lines) + b"\0" * 8192)  # and killed mid-window
+    data = steadyrun.open_run(run.id)
+    assert [v for _, v in data.column("train/loss")] == [float(i) for i in range(20)]
+    assert data.history("train").to_pandas()["train/loss"].tolist() == [float(i) for i in range(20)]
+    assert caches(run.dir) == []  # open: never cached

@@ -22,6 +22,7 @@ pyarrow is imported inside functions only: `import steadyrun` loads the stdlib a
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..store.segment_reader import parse_lines
+from ..store.segment_reader import data_end_fd, parse_lines
 from ..store.values import restore_values
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,13 +72,18 @@ def build(path: Path, stamp_of: Callable[[Path], Any]) -> tuple[pa.Table | None,
     pos = 0
     try:
         with open(path, "rb") as fh:
+            # A live or killed mmap writer's segment runs on in zeros after its data
+            # (store/segment_reader.data_end_fd): they are not read. NUL bytes inside
+            # the data are a bad line, as for every reader.
+            file_size = os.fstat(fh.fileno()).st_size
+            limit = data_end_fd(fh.fileno(), file_size)
             while True:
                 fh.seek(pos)
-                block = fh.read(size)
-                nul = block.find(b"\0")  # a preallocated segment: its data end here
-                end = len(block) if nul < 0 else nul
+                block = fh.read(min(size, limit - pos))
+                nul = -1 if limit == file_size else 0  # an unwritten end: not closed
+                end = len(block)
                 cut = block.rfind(b"\n", 0, end) + 1
-                at_end = nul >= 0 or len(block) < size
+                at_end = pos + len(block) >= limit
                 if cut == 0 and not at_end:  # one line longer than a piece
                     size *= 2
                     continue
