@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench audit scorecard lint clean
+.PHONY: demo test bench bench-gpu audit scorecard lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.bench
 	$(BIN)/python benchmarks/run_all.py
+
+# The GPU rows (g3: step time and utilisation with deferred tensors) on a machine with a
+# CUDA GPU, as one command of under 5 minutes; merged into benchmarks/results/ beside the
+# other sections' rows (each row names the commit it was measured at).
+bench-gpu: $(VENV)/.dev
+	timeout 300 $(BIN)/python benchmarks/run_all.py --only g --merge
 
 # Dependency audit: needs the network (PyPI's JSON API or OSV); --strict fails when a
 # dependency could not be audited, so an unreachable service never passes silently.
