@@ -131,7 +131,9 @@ def main() -> None:
         return median(x[key] for x in res[(v, n)])
 
     rows = []
-    target = "≤ 5 µs and ≥ 35× faster than wandb.log"
+    # Issue 6 asked ≤ 5 µs and ≥ 35× wandb.log; issue 12 ≤ 2 µs once the row is encoded
+    # and in the page cache when log() returns (its SIGKILL guarantee).
+    target = "≤ 2 µs (issue 12; ≤ 5 µs in issue 6) and ≥ 35× faster than wandb.log"
     for i, n in enumerate(sizes):
         w = med("wandb", n)
         for j, (v, what) in enumerate((("steadyrun_local", "local mode: per call on the "
@@ -141,7 +143,7 @@ def main() -> None:
             s = med(v, n)
             ratios = paired(res[("wandb", n)], res[(v, n)])
             ratio = median(ratios)
-            met = (s <= 5 and ratio >= 35) if n == 10 else None
+            met = (s <= 2 and ratio >= 35) if n == 10 else None
             sx = [x["per_call_us"] for x in res[(v, n)]]
             wx = [x["per_call_us"] for x in res[("wandb", n)]]
             note = (f"{n_calls[n]:,} calls per process, {reps} repetitions, each variant alone "
@@ -163,8 +165,9 @@ def main() -> None:
             ("a5", "floor_list", "dict appended to a list",
              "the floor is the least any in-process logger can cost"),
             ("a6", "floor_orjson", "orjson + buffered write",
-             "steadyrun keeps the encode off the training thread, so it can beat this floor "
-             "per call; see a7/a8 for the amortised cost")):
+             "the calling thread encodes the row and copies it into the segment (issue 12: "
+             "it survives SIGKILL once log() returns), so this is its per-call floor; "
+             "see a7/a8 for the amortised cost")):
         f = med(v, 10)
         ratios = paired(res[("steadyrun_local", 10)], res[(v, 10)])
         rows.append(row(
@@ -181,7 +184,8 @@ def main() -> None:
             f"a{7 + j}", f"run.log, {n} scalars, amortised: CPU of N calls + flush() (encode, "
                          f"write, fsync: both threads) ÷ N",
             fmt_us(sc), f"orjson+write+fsync {fmt_us(fc)}",
-            fmt_x(median(ratios), "the floor"),
+            fmt_x(median(ratios), "the floor"), "≤ 2× the floor (issue 12)" if n == 10 else "—",
+            median(ratios) <= 2 if n == 10 else None,
             note=f"N = {amort_n:,}, after 1,000 warm-up calls; {amort_reps} repetitions, each "
                  f"a fresh process, steadyrun and floor alternating; process CPU time; paired "
                  f"ratio {rng(ratios, lambda v: f'{v:.1f}×')}; wall time "
