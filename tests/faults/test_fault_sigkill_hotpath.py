@@ -121,5 +121,5 @@ def test_every_returned_row_survives_sigkill(tmp_path: Path, scorecard) -> None:
     assert set(by_case) == {(m, h) for m in ("mmap", "write") for h in ("self", "outside")}
     assert all(len(v) == KILL_POINTS // 4 for v in by_case.values())
     scorecard(f"SIGKILL right after log() returned, {KILL_POINTS} kill points",
-              kill_points=KILL_POINTS, rows_returned=returned, rows_local=found,
+              kill_points=KILL_POINTS, rows_logged=returned, rows_local=found,
               rows_lost=returned - found)
