@@ -88,7 +88,6 @@ class RunSaid:
         if count:
             return
         site = user_site()
-        self._writer.rejected_keys.add(label)
         self._append(records.encode(records.event(
             "rejected", key=label[:500], value_type=value_type, reason=reason, site=site)))
         warnings.warn(f"steadyrun: skipped {label!r} ({value_type}): {reason} [at {site}]. "

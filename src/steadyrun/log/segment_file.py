@@ -141,11 +141,8 @@ class SegmentFile:
                     return data  # nothing written: the writer keeps the record
                 self._to_write_mode()
             else:
-                off = self._off
-                self._mm[off:off + len(data)] = data  # type: ignore[index]
-                self._off = off + len(data)
                 self.error = None
-                return b""
+                return self.put(data)  # the new window has room for it
         return self._pwrite(data)
 
     def _continue(self, data: bytes) -> bool:

@@ -113,21 +113,10 @@ class SegmentWriter:
         self.dropped_rows = 0
         self.dropped_records = 0
         self._outage: dict[str, Any] | None = None
-        # Keys whose `rejected` event is already in this segment: one event per key.
-        self.rejected_keys: set[str] = set()
         self._reserve = _make_reserve(path.with_name(f".{path.stem}.reserve"))
         self._file.on_switch = self._wake.set  # prepare the next window ahead of the hot path
         self._thread = threading.Thread(target=self._loop, name="steadyrun-writer", daemon=True)
         self._thread.start()
-
-    @property
-    def mode(self) -> str:
-        """'mmap' or 'write' (log/segment_file.py), and `write_mode_why` says why."""
-        return self._file.mode
-
-    @property
-    def write_mode_why(self) -> str:
-        return self._file.why
 
     @property
     def bytes_written(self) -> int:
@@ -144,12 +133,6 @@ class SegmentWriter:
             if rest:
                 self.refused(item, rest)
 
-    def append_locked(self, item: bytes) -> None:
-        """`append` for a caller that already holds `lock`."""
-        rest = self.put_locked(item)
-        if rest:
-            self.refused(item, rest)
-
     def _hold(self, item: bytes) -> bytes:
         """`put_locked` during an outage: the record waits behind the refused ones."""
         self._enqueue(item)
@@ -163,7 +146,7 @@ class SegmentWriter:
     @property
     def lock(self) -> threading.RLock:
         """The writer's lock. A caller that must order its own state with the segment
-        (the Run's step counter) holds it around `append_locked`."""
+        (the Run's step counter) holds it around `put_locked` (and `refused`)."""
         return self._lock
 
     def _enqueue(self, item: bytes) -> None:
@@ -173,11 +156,12 @@ class SegmentWriter:
             self._drop_oldest()
         self._queue_changed()
 
-    def refused(self, item: bytes, rest: bytes) -> None:
-        """Under `lock`: the disk took only `item`'s start (or none of it): keep `rest`."""
+    def refused(self, data: bytes, rest: bytes, torn_head: bool = False) -> None:
+        """Under `lock`: the disk took only the start of `data` (records), or none of it:
+        keep `rest`. With nothing taken, its first record is torn only if `torn_head`."""
         self._report(self._file.error or OSError("the segment refused a write"))
-        done = len(item) - len(rest)
-        self._requeue(rest, torn=done > 0)
+        done = len(data) - len(rest)
+        self._requeue(rest, data[done - 1:done] != b"\n" if done else torn_head)
 
     # ------------------------------------------------------------------ the bound
     def _drop_oldest(self, floor: int | None = None, passes: tuple[bool, ...] = (True, False)
@@ -251,9 +235,7 @@ class SegmentWriter:
                 q.clear()
                 rest = self._put(chunk)
                 if rest:
-                    done = len(chunk) - len(rest)
-                    self._report(self._file.error or OSError("the segment refused a write"))
-                    self._requeue(rest, chunk[done - 1:done] != b"\n" if done else torn_head)
+                    self.refused(chunk, rest, torn_head)
                     return
                 if self._error is not None:
                     self._recovered()  # may queue its `dropped` event: the loop writes it

@@ -77,10 +77,10 @@ def build(path: Path, stamp_of: Callable[[Path], Any]) -> tuple[pa.Table | None,
             # the data are a bad line, as for every reader.
             file_size = os.fstat(fh.fileno()).st_size
             limit = data_end_fd(fh.fileno(), file_size)
+            unwritten_end = limit < file_size  # a live or killed writer: not closed
             while True:
                 fh.seek(pos)
                 block = fh.read(min(size, limit - pos))
-                nul = -1 if limit == file_size else 0  # an unwritten end: not closed
                 end = len(block)
                 cut = block.rfind(b"\n", 0, end) + 1
                 at_end = pos + len(block) >= limit
@@ -93,7 +93,7 @@ def build(path: Path, stamp_of: Callable[[Path], Any]) -> tuple[pa.Table | None,
                     if piece is not None:
                         tables.append(piece)
                 if at_end:
-                    torn = cut < end or nul >= 0  # a torn tail, or an unwritten end
+                    torn = cut < end or unwritten_end
                     break
                 pos += cut
                 size = PIECE

@@ -15,48 +15,12 @@ from typing import Any
 
 import orjson
 
-from .values import nonfinite_tag
-
 _dumps = orjson.dumps
 _NL = b"\n"
 
 
 def encode(record: dict[str, Any]) -> bytes:
     return _dumps(record) + _NL
-
-
-def encode_row(x: int, t: float, values: dict[str, Any],
-               reported: set[str] | None = None) -> bytes:
-    """Encode a row handed over raw by the training thread's fast path.
-
-    The fast path checked types only; non-finite floats and integers beyond 64 bits are
-    caught here, on the writer thread, where they cost nothing in the common case. A key
-    in `reported` already has its `rejected` event and gets no second one.
-    """
-    rec = row(x, t, values)
-    try:
-        total = sum(values.values())
-        finite = total - total == 0.0
-    except OverflowError:  # an int too big for a float beside a float: look one by one
-        finite = False
-    if not finite:
-        nf = {k: nonfinite_tag(v) for k, v in values.items()
-              if type(v) is float and v - v != 0.0}
-        if nf:
-            rec["v"] = {k: (None if k in nf else v) for k, v in values.items()}
-            rec["nf"] = nf
-    try:
-        return _dumps(rec) + _NL
-    except (orjson.JSONEncodeError, TypeError):
-        bad = [k for k, v in rec["v"].items() if isinstance(v, int) and not -(2**63) <= v < 2**64]
-        rec["v"] = {k: v for k, v in rec["v"].items() if k not in bad}
-        if reported is None:
-            reported = set()
-        note = b"".join(encode(event("rejected", key=k, value_type="int", site="<writer>",
-                                     reason="the integer does not fit in 64 bits"))
-                        for k in bad if k not in reported)
-        reported.update(bad)
-        return note + _dumps(rec) + _NL
 
 
 def opened(writer: str, role: str, pid: int, host: str, **extra: Any) -> dict[str, Any]:
@@ -66,9 +30,10 @@ def opened(writer: str, role: str, pid: int, host: str, **extra: Any) -> dict[st
 
 def row(x: int, t: float, values: dict[str, Any],
         nonfinite: dict[str, str] | None = None) -> dict[str, Any]:
-    """The one shape of a row: the training thread's slow path, the writer thread's raw
-    rows (`encode_row`) and the deferred tensor rows all build it here. `t` is the time
-    of the `log` call, which a deferred row keeps though it is written later."""
+    """The one shape of a row: the training thread's slow path and the deferred tensor
+    rows build it here; `Run.log`'s fast path writes the same keys in the same order as
+    bytes (one orjson call, the step metrics spliced in, log/run.py). `t` is the time of
+    the `log` call, which a deferred row keeps though it is written later."""
     rec: dict[str, Any] = {"k": "row", "t": t, "x": x, "v": values}
     if nonfinite:
         rec["nf"] = nonfinite

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,37 +166,31 @@ def list_segments(rdir: Path) -> list[Path]:
 TAIL_BLOCK = 1 << 20
 
 
-def _zeros_start(data: bytes) -> int:
-    """Where the run of NUL bytes that ends `data` starts (len(data) if none)."""
-    n = len(data)
-    if not n or data[-1]:
-        return n
-    while n:
-        lo = max(0, n - TAIL_BLOCK)
-        kept = len(data[lo:n].rstrip(b"\0"))
-        if kept:
-            return lo + kept
-        n = lo
-    return 0
-
-
-def data_end_fd(fd: int, size: int) -> int:
-    """Where the data of a segment ends: before the zeros an mmap writer preallocated.
-
-    The zeros are read from the end back, a block at a time, so the cost is that of
-    the zeros (at most about two windows of a live writer, 8 MiB) and nothing for a
-    closed segment, whose last byte is its last newline.
-    """
-    if size == 0 or os.pread(fd, 1, size - 1) != b"\0":
+def _zeros_from(size: int, read: Callable[[int, int], bytes]) -> int:
+    """Where the run of NUL bytes that ends `size` bytes starts (`size` if none), with
+    `read(lo, hi)` giving bytes lo..hi. The zeros are read from the end back, a block at
+    a time, so the cost is that of the zeros (at most about two windows of a live mmap
+    writer, 8 MiB) and nothing for a closed segment, whose last byte is a newline."""
+    if not size or read(size - 1, size) != b"\0":
         return size
     n = size
     while n:
         lo = max(0, n - TAIL_BLOCK)
-        kept = len(os.pread(fd, n - lo, lo).rstrip(b"\0"))
+        kept = len(read(lo, n).rstrip(b"\0"))
         if kept:
             return lo + kept
         n = lo
     return 0
+
+
+def _zeros_start(data: bytes) -> int:
+    """`_zeros_from` over bytes in memory."""
+    return _zeros_from(len(data), lambda lo, hi: data[lo:hi])
+
+
+def data_end_fd(fd: int, size: int) -> int:
+    """Where the data of a segment ends: before the zeros an mmap writer preallocated."""
+    return _zeros_from(size, lambda lo, hi: os.pread(fd, hi - lo, lo))
 
 
 def data_end(path: Path) -> int:
