@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, runs, show, sync
+from . import demo, report, runs, show, sync, ui
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="steadyrun", description="The `steadyrun` command: "
-                                "demo, runs, show, sync.")
+                                "demo, runs, show, sync, ui, report.")
     p.add_argument("--dir", default=None, help="root folder (default: $STEADYRUN_DIR or ./steadyrun)")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in (demo, runs, show, sync):
+    for command in (demo, runs, show, sync, ui, report):
         command.register(sub)
     return p
 

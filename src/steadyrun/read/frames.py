@@ -169,15 +169,23 @@ def segment_source(path: Path) -> Shapes | None:
 
 
 def read_rows(paths: list[Path], columns: Callable[[list[str]], list[str]],
-              required: str = "any") -> pa.Table:
+              required: str = "any", meta: tuple[str, ...] = ()) -> pa.Table:
     """The asked columns over every segment: each segment's rows that hold one of them
     (or the `required` one), segments merged in time order as `open_run` merges them.
     One shape of one segment holding them all (the common case) is returned as it is in
-    the mapped cache: no copy."""
+    the mapped cache: no copy. `meta` keeps row fields too (`_t` the time, `_x` the
+    global step), first: a chart's time axis needs them."""
+    return rows_of([s for s in map(segment_source, paths) if s is not None], columns,
+                   required, meta)
+
+
+def rows_of(segments: list[Shapes], columns: Callable[[list[str]], list[str]],
+            required: str = "any", meta: tuple[str, ...] = ()) -> pa.Table:
+    """`read_rows` over segments already opened (`segment_source`): a reader that asks
+    for many keys in turn (a dashboard's charts) opens each segment once."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    segments = [s for s in map(segment_source, paths) if s is not None]
     names: dict[str, None] = {}
     for keys, _ in segments:
         names.update(dict.fromkeys(keys))
@@ -188,7 +196,7 @@ def read_rows(paths: list[Path], columns: Callable[[list[str]], list[str]],
             have = [c for c in want if c in keys]
             if not have or (required != "any" and required not in have):
                 continue
-            table = table.select(["_r", "_t", *have])
+            table = table.select(["_r", *dict.fromkeys(("_t", *meta)), *have])
             need = [table[required]] if required != "any" else [table[c] for c in have]
             if all(c.null_count for c in need):  # a wide table: keep the rows holding one
                 mask = pc.is_valid(need[0])
@@ -197,7 +205,7 @@ def read_rows(paths: list[Path], columns: Callable[[list[str]], list[str]],
                 table = table.filter(mask)
             parts.append((i, table))
     if not parts:
-        return pa.table({c: pa.array([], pa.float64()) for c in want})
+        return pa.table({c: pa.array([], pa.float64()) for c in (*meta, *want)})
     if len(parts) == 1:
         table = parts[0][1]
     else:  # `_r` orders rows within a segment, `_seg` ties of `_t` across segments
@@ -205,4 +213,4 @@ def read_rows(paths: list[Path], columns: Callable[[list[str]], list[str]],
                         for i, t in parts])
         table = table.take(pc.sort_indices(
             table, [("_t", "ascending"), ("_seg", "ascending"), ("_r", "ascending")]))
-    return table.select([c for c in want if c in table.column_names])
+    return table.select([*meta, *(c for c in want if c in table.column_names)])

@@ -1,0 +1,86 @@
+"""`steadyrun report`: the dashboard's views of some runs in one self-contained HTML file.
+
+The same page as `steadyrun ui` (static/), with its scripts, styles and uPlot inlined
+and every answer the page would ask the server for embedded as JSON: series thinned to
+about 2,000 points per key (min/max kept, ui/downsample.py), images as data: URIs. A
+Content-Security-Policy meta tag forbids every network request, so the file opened
+from an e-mail or a CI artifact loads nothing from anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import extras
+from .model import RunView
+from .server import JSON_OPTS, STATIC
+
+REPORT_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+              "img-src data:; base-uri 'none'; form-action 'none'")
+MAX_IMAGE = 4 << 20  # bytes of one image embedded; a larger one is listed, not shown
+
+
+def _data_uri(view: RunView, rel: str) -> str | None:
+    path = (view.dir / rel)
+    try:
+        real = path.resolve(strict=True)
+    except OSError:
+        return None
+    if not real.is_relative_to(view.dir.resolve()) or not real.is_file():
+        return None
+    ctype = mimetypes.guess_type(real.name)[0] or ""
+    if not ctype.startswith("image/") or real.stat().st_size > MAX_IMAGE:
+        return None
+    return f"data:{ctype};base64," + base64.b64encode(real.read_bytes()).decode()
+
+
+def collect(views: list[RunView]) -> dict[str, Any]:
+    """Every answer the page asks for, by the path it asks for it under."""
+    data: dict[str, Any] = {"/api/runs": {"root": None,
+                                          "runs": [v.summary_row() for v in views]}}
+    for view in views:
+        base = f"/api/run/{view.dir.name}"
+        data[base] = view.payload()
+        data[base + "/series"] = view.series(view.row_keys())
+        data[base + "/media"] = extras.media(view, lambda rel, v=view: _data_uri(v, rel))
+        data[base + "/anomalies"] = extras.anomalies(view)
+    return data
+
+
+def _script(text: str) -> str:
+    # `</script` inside inlined code or data would end the element early
+    return re.sub(r"</(script)", r"<\\/\1", text, flags=re.IGNORECASE)
+
+
+def render(views: list[RunView]) -> str:
+    page = (STATIC / "index.html").read_text()
+    data = orjson.dumps({"runs": [v.dir.name for v in views], "data": collect(views)},
+                        option=JSON_OPTS).decode()
+
+    def inline(match: re.Match[str]) -> str:
+        tag, src = match.group(1), match.group(2)
+        text = (STATIC / src.removeprefix("/static/")).read_text()
+        if tag == "link":
+            return f"<style>{text}</style>"
+        return f"<script>{_script(text)}</script>"
+
+    page = re.sub(r'<(link) rel="stylesheet" href="([^"]+)">', inline, page)
+    page = re.sub(r'<(script) src="([^"]+)"></script>', inline, page)
+    embed = (f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">\n'
+             f'<script id="sr-embed" type="application/json">{_script(data)}</script>')
+    return page.replace("<!--embed-->", embed, 1)
+
+
+def write_report(rdirs: list[Path], out: Path) -> int:
+    """Write the report; its size in bytes."""
+    html = render([RunView(d) for d in rdirs]).encode()
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(html)
+    tmp.replace(out)
+    return len(html)
