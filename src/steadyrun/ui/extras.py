@@ -93,8 +93,11 @@ def anomalies(view: RunView, keys: list[str] | None = None) -> list[dict[str, An
                                    f"{rec.get('previous')} to {rec.get('step')}"})
         elif kind == "rejected":
             key = str(rec.get("key"))
-            out.append({"type": kind, "key": key, "t": rec.get("t"), "site": site,
-                        "x": _x_at(view, key, rec.get("t"), cols_cache),
+            # placed on its namespace's axis even when no value of the key was kept
+            x = _x_at(view, key, rec.get("t"), cols_cache)
+            if x is None:
+                x = _x_at(view, step_metric_of(key), rec.get("t"), cols_cache)
+            out.append({"type": kind, "key": key, "t": rec.get("t"), "site": site, "x": x,
                         "message": f"{key!r} ({rec.get('value_type')}) refused: "
                                    f"{rec.get('reason')}"})
         elif kind in ("rejected_count", "overwritten_count"):
