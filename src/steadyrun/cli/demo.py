@@ -157,6 +157,7 @@ def main(args: Any) -> int:
         print(f"steadyrun demo: {failed}", file=sys.stderr)
     if run.dir is not None:
         report(run, args)
+        html_report(run, args)
     else:
         print(f"mode {run.mode}: nothing was recorded")
     print(f"wall time:  {time.perf_counter() - t0:.1f} s (pipeline {timings['pipeline_s']:.1f} s, "
@@ -216,6 +217,23 @@ def report(run: Any, args: Any) -> None:
     if wandb_dirs and wandb_mode != "online":
         con.print(f"  upload later: steadyrun {dir_flag}sync {data.id}   (or: wandb sync "
                   f"{wandb_dirs[-1]})", soft_wrap=True)
+
+
+def html_report(run: Any, args: Any) -> None:
+    """The run as a one-file HTML report beside the runs, and how to see it live."""
+    from .ui import DEFAULT_PORT, need_ui_parts
+
+    dir_flag = f"--dir {args.dir} " if args.dir else ""
+    missing = need_ui_parts("the HTML report")
+    if missing:
+        print(missing)
+        return
+    from ..ui.report import write_report
+
+    out = Path(run.dir).parent.parent / "report.html"
+    size = write_report([Path(run.dir)], out)
+    print(f"report:     {out} ({size / 1e6:.1f} MB, one file, opens offline in any browser)")
+    print(f"dashboard:  steadyrun {dir_flag}ui   (then open http://127.0.0.1:{DEFAULT_PORT}/)")
 
 
 def wandb_folders(data: Any) -> tuple[str | None, list[str]]:
