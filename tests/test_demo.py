@@ -189,3 +189,11 @@ def test_the_default_demo_reaches_wandb_offline_files_and_says_how_to_upload(tmp
     out = " ".join(proc.stdout.split())  # the console may wrap long lines
     assert f"upload later: steadyrun sync {data.id}" in out
     assert f"wandb sync {folder}" in out
+    # ... and the one-file report of the run beside the runs, plus how to open the dashboard
+    report = tmp_path / "sr" / "report.html"
+    assert f"report: {report.relative_to(tmp_path)}" in out or f"report: {report}" in out
+    assert "dashboard: steadyrun ui" in out
+    html = report.read_text()
+    embedded = html[html.index('id="sr-embed"'):]
+    for key in ("pretrain/val_acc", "finetune/val_acc", "eval/test_acc"):
+        assert f'"{key}"' in embedded
