@@ -24,22 +24,24 @@ def keep(y: np.ndarray, target: int = TARGET) -> np.ndarray:
         return np.arange(n)
     buckets = max(1, target // 4)
     size = -(-n // buckets)  # ceil: every bucket full but the last
-    pad = buckets * size - n
+    full = n // size  # buckets of `size` points; the last one may hold fewer
     finite = np.isfinite(y)
-    lo = np.where(finite, y, np.inf)
-    hi = np.where(finite, y, -np.inf)
-    if pad:
-        lo = np.concatenate([lo, np.full(pad, np.inf)])
-        hi = np.concatenate([hi, np.full(pad, -np.inf)])
-    base = np.arange(buckets) * size
-    picks = [base, np.minimum(base + size - 1, n - 1),
-             base + lo.reshape(buckets, size).argmin(1),
-             base + hi.reshape(buckets, size).argmax(1)]
-    bad = ~finite
-    if bad.any():
-        picks.append(np.flatnonzero(bad)[:target])  # every gap drawn, up to a bound
-    idx = np.unique(np.concatenate(picks))
-    return idx[idx < n]
+    clean = bool(finite.all())
+    # Non-finite values never win a bucket's min or max (they are kept apart, below);
+    # a series without any is searched as it is, without a copy.
+    lo = y if clean else np.where(finite, y, np.inf)
+    hi = y if clean else np.where(finite, y, -np.inf)
+    base = np.arange(full) * size
+    picks = [base, base + size - 1,
+             base + lo[:full * size].reshape(full, size).argmin(1),
+             base + hi[:full * size].reshape(full, size).argmax(1)]
+    if full * size < n:  # the last, shorter bucket
+        rest = full * size
+        picks.append(np.array([rest, n - 1, rest + int(lo[rest:].argmin()),
+                               rest + int(hi[rest:].argmax())]))
+    if not clean:
+        picks.append(np.flatnonzero(~finite)[:target])  # every gap drawn, up to a bound
+    return np.unique(np.concatenate(picks))
 
 
 def thin(columns: dict[str, Any], y: str, target: int = TARGET) -> dict[str, Any]:

@@ -60,8 +60,11 @@ def _script(text: str) -> str:
 
 def render(views: list[RunView]) -> str:
     page = (STATIC / "index.html").read_text()
+    # No `<` at all in the embedded JSON (`\u003c` inside its strings, the only place
+    # JSON can hold one): neither `</script>` nor `<!--<script>` in a key or a cell can
+    # end the element or change how the HTML parser reads the rest of the page.
     data = orjson.dumps({"runs": [v.dir.name for v in views], "data": collect(views)},
-                        option=JSON_OPTS).decode()
+                        option=JSON_OPTS).decode().replace("<", "\\u003c")
 
     def inline(match: re.Match[str]) -> str:
         tag, src = match.group(1), match.group(2)
@@ -73,14 +76,20 @@ def render(views: list[RunView]) -> str:
     page = re.sub(r'<(link) rel="stylesheet" href="([^"]+)">', inline, page)
     page = re.sub(r'<(script) src="([^"]+)"></script>', inline, page)
     embed = (f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">\n'
-             f'<script id="sr-embed" type="application/json">{_script(data)}</script>')
+             f'<script id="sr-embed" type="application/json">{data}</script>')
     return page.replace("<!--embed-->", embed, 1)
 
 
 def write_report(rdirs: list[Path], out: Path) -> int:
     """Write the report; its size in bytes."""
+    import os
+
     html = render([RunView(d) for d in rdirs]).encode()
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(html)
-    tmp.replace(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(html)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # `-o` naming a folder: no half-written file left
+        raise
     return len(html)

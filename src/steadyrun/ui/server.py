@@ -21,7 +21,9 @@ path taken from a URL is resolved by `Catalog`, which never leaves the root.
 
 from __future__ import annotations
 
+import math
 import mimetypes
+import re
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +39,7 @@ from .model import AXES
 
 STATIC = Path(__file__).with_name("static")
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]/@\s]+)(?::\d{1,5})?")  # a Host header
 JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
@@ -50,13 +53,14 @@ def static_files() -> dict[str, Path]:
 
 
 def _number(value: str | None) -> float | None:
+    """A finite number from a query parameter, else None (as if it were not given)."""
     if value in (None, ""):
         return None
     try:
         out = float(value)  # type: ignore[arg-type]
     except ValueError:
         return None
-    return out if out == out else None
+    return out if math.isfinite(out) else None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -92,7 +96,11 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def _refuse(self) -> None:
-        self._error(405, "the dashboard is read-only")
+        # The body is never read: the connection closes after the answer, or its bytes
+        # would be parsed as the next request.
+        self.close_connection = True
+        self._send(405, orjson.dumps({"error": "the dashboard is read-only"}),
+                   "application/json", {"Allow": "GET, HEAD", "Connection": "close"})
 
     do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
 
@@ -163,6 +171,13 @@ class Handler(BaseHTTPRequestHandler):
             self._error(404, "no such page")
 
 
+def _warm_up() -> None:
+    try:
+        import pyarrow.compute  # noqa: F401
+    except ImportError:  # the command said how to get it before it started
+        pass
+
+
 class UIServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -172,6 +187,9 @@ class UIServer(ThreadingHTTPServer):
         self.static = static_files()
         self.bind_host = host
         super().__init__((host, port), Handler)
+        # pyarrow and its compute functions take a few hundred ms to import: done while
+        # the browser loads the page, not in its first chart's request.
+        threading.Thread(target=_warm_up, name="steadyrun-ui-warm-up", daemon=True).start()
 
     @property
     def url(self) -> str:
@@ -182,9 +200,11 @@ class UIServer(ThreadingHTTPServer):
     def host_allowed(self, header: str) -> bool:
         if self.bind_host in ("0.0.0.0", "::", ""):
             return True  # exposed on purpose (with a warning at start)
-        name = header.rsplit(":", 1)[0] if not header.startswith("[") else \
-            header.split("]")[0] + "]"
-        return name in LOOPBACK or name == self.bind_host
+        match = _HOST.fullmatch(header.strip())
+        if match is None:
+            return False  # no Host, or not a host[:port] at all
+        name = match.group(1).lower()
+        return name in LOOPBACK or name == self.bind_host.lower()
 
 
 def serve(root: Path, host: str, port: int, on_ready: Any = None) -> None:
