@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench bench-gpu audit scorecard lint clean
+.PHONY: demo test browser bench bench-gpu audit scorecard lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,26 @@ $(VENV)/.bench: pyproject.toml $(BIN)/python
 demo: $(VENV)/.demo
 	$(BIN)/steadyrun demo
 
-test: lint
+# --dist loadgroup: the browser tests (one server, one chromium per module) stay on one worker.
+test: lint browser
 	$(BIN)/python -m pip check  # the offline part of the dependency audit (see make audit)
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
+
+# The browser tests (tests/ui) drive Debian's chromium through playwright (never a
+# browser download). Installed here when missing and we are root; otherwise a notice:
+# the tests are then skipped with a warning, and fail under CI=true.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing chromium for the browser tests (tests/ui)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; } \
+	    || echo "make: NOTICE: chromium could not be installed: the browser tests will be skipped" \
+	            "(under CI=true they fail)"; \
+	else \
+	  echo "make: NOTICE: chromium is not installed and this is not root: the browser tests" \
+	       "(tests/ui) will be skipped (under CI=true they fail). Install it: sudo apt-get install chromium"; \
+	fi
 
 # ruff, and the import-linter contracts of pyproject.toml: a layer importing one above it,
 # a cycle between sibling modules, or wandb/torch/numpy on the import path fails here.

@@ -5,6 +5,7 @@
   SR.views.anomalies = {
     async render(main) {
       await SR.ensureSelection();
+      await SR.loadSelected(false); // the runs' names for the headings
       const parts = [];
       for (const id of SR.selected) {
         let list = [];

@@ -8,6 +8,11 @@
   SR.anomalies = {};     // run id -> [anomaly]
   let grid = null;
 
+  /* What the x axis is: the namespace's step metric, or the time chosen instead. */
+  function xName(step) {
+    return opt.axis === "step" ? step : opt.axis === "time" ? "wall time" : "seconds since start";
+  }
+
   function t0(id) {
     const p = SR.payloads[id] || {};
     if (p.created_at) return p.created_at;
@@ -65,7 +70,7 @@
       "⚠ " + markers.length + " anomal" + (markers.length === 1 ? "y" : "ies")) : null;
     const card = SR.el("div", { class: "chart", dataset: { key } },
       SR.el("div", { class: "title" }, SR.el("span", { class: "key" }, key),
-        SR.el("span", { class: "axis" }, "x: " + (opt.axis === "step" ? step : opt.axis)), flag), box);
+        SR.el("span", { class: "axis" }, "x: " + xName(step)), flag), box);
     const entry = { box: card, zoom: null, timer: null, plot: null, step };
     plots[key] = entry;
     const spec = {
@@ -145,7 +150,7 @@
     for (const [ns, e] of byNs) {
       if (!e.keys.size) continue;
       grid.append(SR.el("section", { class: "ns", dataset: { ns } },
-        SR.el("h2", {}, ns || "(root)", SR.el("span", { class: "muted" }, "  x: " + e.step)),
+        SR.el("h2", {}, ns || "(root)", SR.el("span", { class: "muted" }, "  x: " + xName(e.step))),
         SR.el("div", { class: "charts" }, [...e.keys].map((k) => chart(k, e.step)))));
     }
     if (!byNs.size) grid.append(SR.el("p", { class: "muted" }, "No rows logged yet."));

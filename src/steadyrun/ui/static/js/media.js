@@ -54,6 +54,7 @@
   SR.views.media = {
     async render(main) {
       await SR.ensureSelection();
+      await SR.loadSelected(false); // the runs' names for the headings
       const sections = [];
       for (const id of SR.selected) {
         try { sections.push(runMedia(id, await SR.api("/api/run/" + encodeURIComponent(id) + "/media"))); }

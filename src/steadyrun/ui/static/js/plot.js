@@ -39,17 +39,29 @@
     return "rgba(" + (n >> 16) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + alpha + ")";
   }
 
+  /* A y tick as short as it can be without losing what tells it from its neighbours:
+   * uPlot's default keeps three decimals, so learning rates (1e-4) all read "0". */
+  function tick(v) {
+    if (v === null || v === undefined || !Number.isFinite(v)) return "";
+    if (v === 0) return "0";
+    const a = Math.abs(v);
+    const s = +v.toPrecision(6);
+    return a >= 1e6 || a < 1e-4 ? s.toExponential().replace("e+", "e") : String(s);
+  }
+
+  const legend = (u, v) => (v === null || v === undefined ? "--" : tick(v));
+
   SR.plotData = function (spec) {
     const tables = [], series = [{ label: spec.axis === "step" ? spec.stepLabel : spec.axis === "time" ? "time" : "seconds" }];
     for (const run of spec.runs) {
       const [xs, ys] = table(run, spec.axis, spec.logY);
       if (spec.smooth > 0) {
         tables.push([xs, ys, ema(ys, spec.smooth)]);
-        series.push({ label: run.label + " (raw)", stroke: fade(run.color, 0.25), width: 1, spanGaps: false });
-        series.push({ label: run.label, stroke: run.color, width: 1.5, spanGaps: false });
+        series.push({ label: run.label + " (raw)", stroke: fade(run.color, 0.25), width: 1, spanGaps: false, value: legend });
+        series.push({ label: run.label, stroke: run.color, width: 1.5, spanGaps: false, value: legend });
       } else {
         tables.push([xs, ys]);
-        series.push({ label: run.label, stroke: run.color, width: 1.5, spanGaps: false });
+        series.push({ label: run.label, stroke: run.color, width: 1.5, spanGaps: false, value: legend });
       }
     }
     const data = tables.length === 1 ? tables[0] : tables.length ? uPlot.join(tables) : [[]];
@@ -65,14 +77,22 @@
       series,
       scales: { x: { time: spec.axis === "time" }, y: { distr: spec.logY ? 3 : 1 } },
       axes: [{ stroke: "#888", grid: { stroke: "rgba(128,128,128,.15)" } },
-             { stroke: "#888", grid: { stroke: "rgba(128,128,128,.15)" }, size: 60 }],
+             { stroke: "#888", grid: { stroke: "rgba(128,128,128,.15)" }, size: 60,
+               values: (u, splits) => splits.map(tick) }],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       hooks: {
         setScale: [(u, key) => {
           if (key !== "x" || internal || !spec.onZoom) return;
           const lo = u.scales.x.min, hi = u.scales.x.max;
-          if (lo !== null && hi !== null) spec.onZoom(lo, hi);
+          if (lo === null || hi === null) return;
+          // uPlot also sets the x scale to the data's extent when it first draws (in a
+          // microtask, after `new uPlot` returns) and on its own double-click reset:
+          // neither is a zoom, and taking one for a zoom froze the chart (live updates
+          // skip a zoomed chart) and fetched the whole range again for nothing.
+          const xs = u.data[0] || [];
+          if (!xs.length || (lo <= xs[0] && hi >= xs[xs.length - 1])) return;
+          spec.onZoom(lo, hi);
         }],
         draw: [(u) => {
           if (!markers.length) return;
