@@ -215,9 +215,15 @@ def ui(root: tuple[Path, dict[str, Any]]) -> Iterator[dict[str, Any]]:
     rdir, _ = root
     out = rdir.parent / "ui.stdout"
     err = rdir.parent / "ui.stderr"
+    command = [sys.executable, "-m", "steadyrun", "ui", "--dir", str(rdir), "--port", "0"]
+    # Through a shim that resets SIGINT to its default and execs the command (same pid):
+    # a pytest started in the background by a shell without job control ignores SIGINT,
+    # its children inherit that, and Python then never turns Ctrl-C into KeyboardInterrupt.
+    shim = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+            "os.execv(sys.executable, sys.argv[1:])")
     with out.open("w") as fo, err.open("w") as fe:
-        proc = subprocess.Popen([sys.executable, "-m", "steadyrun", "ui", "--dir", str(rdir),
-                                 "--port", "0"], stdout=fo, stderr=fe, env=_env(rdir))
+        proc = subprocess.Popen([sys.executable, "-c", shim, *command], stdout=fo, stderr=fe,
+                                env=_env(rdir))
     try:
         def url() -> str | None:
             if proc.poll() is not None:
