@@ -50,6 +50,8 @@ SCRIPTS: list[tuple[str, str, list[str], int]] = [
     ("bench_deferred.py", "g", ["g1", "g2", "g3"], 300),
     # Every peer alone in its own fresh process, alternating: about 6 min in full.
     ("bench_peers.py", "p", [f"p{i}" for i in range(1, 9)], 720),
+    # The dashboard and the report, and Trackio's dashboard: about 5 min in full.
+    ("bench_ui.py", "u", ["u1", "u2", "u3", "u4"], 900),
 ]
 # The peers of section p (the `bench` extra), named with their versions.
 PEERS = ("trackio", "tensorboardX", "mlflow", "dvclive")
@@ -64,6 +66,7 @@ SECTIONS = {
     "f": "(f) reader",
     "g": "(g) deferred tensors",
     "p": "(p) peers, each alone in its own process",
+    "u": "(u) the dashboard (`steadyrun ui`), the report, and Trackio's dashboard",
 }
 
 

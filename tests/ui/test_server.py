@@ -609,9 +609,15 @@ def test_command_bad_input_is_one_line(world: dict[str, Any], tmp_path: Path) ->
     assert list(tmp_path.iterdir()) == [] and not list(tmp_path.parent.glob("*.tmp"))
 
 
-def start_ui(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def start_ui(env: dict[str, str], *args: str,
+             sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen([sys.executable, "-m", "steadyrun", "ui", "--port", "0", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ignore_sigint if sigint_ignored else None)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.search(r"http://[\d.]+:(\d+)/", line)
@@ -619,10 +625,13 @@ def start_ui(env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], st
     return proc, match.group(0)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_command_prints_its_url_and_stops_cleanly(world: dict[str, Any],
-                                                  sig: signal.Signals) -> None:
-    proc, url = start_ui(child_env(world["root"]), "--dir", str(world["root"]))
+@pytest.mark.parametrize(("sig", "ignored"), [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                             (signal.SIGINT, True)])
+def test_command_prints_its_url_and_stops_cleanly(world: dict[str, Any], sig: signal.Signals,
+                                                  ignored: bool) -> None:
+    """Also when started with SIGINT ignored, as a shell script's `steadyrun ui &` is."""
+    proc, url = start_ui(child_env(world["root"]), "--dir", str(world["root"]),
+                         sigint_ignored=ignored)
     try:
         port = int(url.rsplit(":", 1)[1].strip("/"))
         assert http(port, "/api/runs").status == 200

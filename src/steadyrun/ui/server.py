@@ -218,7 +218,10 @@ def serve(root: Path, host: str, port: int, on_ready: Any = None) -> None:
         stop.set()
         threading.Thread(target=server.shutdown, daemon=True).start()
 
-    previous = signal.signal(signal.SIGTERM, _stop)
+    # Both set here, SIGINT too: a process started in the background by a shell script
+    # (or by a test runner run that way) inherits SIGINT ignored, and Ctrl-C or `kill
+    # -INT` would never stop it.
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if on_ready is not None:
             on_ready(server)
@@ -227,6 +230,7 @@ def serve(root: Path, host: str, port: int, on_ready: Any = None) -> None:
         except KeyboardInterrupt:
             pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.server_close()
         print("steadyrun ui: stopped", file=sys.stderr)
