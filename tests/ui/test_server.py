@@ -330,6 +330,24 @@ def test_symlinks_inside_a_run_lead_nowhere(world: dict[str, Any], server: UISer
     assert any("run.json" in n for n in payload["notices"])
 
 
+def test_files_are_streamed_as_attachments(world: dict[str, Any], server: UIServer) -> None:
+    blob = os.urandom(3 << 20)
+    path = world["root"] / "runs" / world["main"] / "files" / "blob.bin"
+    path.write_bytes(blob)
+    try:
+        url = f"/api/run/{world['main']}/file/files/blob.bin"
+        port = server.server_address[1]
+        head = http(port, url, "HEAD")
+        assert head.status == 200 and head.body == b""
+        assert head.headers["content-length"] == str(len(blob))
+        ans = get(server, url)
+        assert ans.status == 200 and ans.body == blob
+        assert ans.headers["content-disposition"] == "attachment"  # never shown as a page
+        assert ans.headers["x-content-type-options"] == "nosniff"
+    finally:
+        path.unlink()
+
+
 # ---------------------------------------------------------------------- read-only
 def test_mutating_methods_are_refused_and_change_nothing(world: dict[str, Any],
                                                          server: UIServer) -> None:

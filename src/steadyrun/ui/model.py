@@ -56,19 +56,27 @@ class RunView:
     # ------------------------------------------------------------------ freshness
     def _inside(self, path: Path) -> bool:
         """Whether a file of the run folder is really in it: a symlink that leads out of
-        the folder (to another run, or outside the root) is not read."""
+        the folder (to another run, or outside the root) is not read. (The folder itself
+        is checked by the catalog.) Only a path with a symlink on its way is resolved:
+        the runs table asks this of every segment of every run."""
         try:
-            return path.resolve().is_relative_to(self.dir.resolve())
-        except (OSError, RuntimeError):
+            step = self.dir
+            for part in path.relative_to(self.dir).parts:
+                step = step / part
+                if step.is_symlink():
+                    return path.resolve().is_relative_to(self.dir.resolve())
+            return True
+        except (OSError, RuntimeError, ValueError):
             return False
 
     def segment_paths(self) -> list[Path]:
         return [p for p in list_segments(self.dir) if self._inside(p)]
 
-    def stamp(self) -> str:
+    def stamp(self, segments: list[Path] | None = None) -> str:
         """Changes whenever anything of the run on disk does (sizes and mtimes)."""
         parts = []
-        for p in [self.dir / "run.json", *self.segment_paths()]:
+        for p in [self.dir / MANIFEST, *(self.segment_paths() if segments is None
+                                          else segments)]:
             try:
                 st = p.stat()
             except OSError:
@@ -77,10 +85,10 @@ class RunView:
         return str(hash(tuple(parts)) & 0xFFFFFFFFFFFF)
 
     def _refresh(self) -> None:
-        stamp = self.stamp()
+        paths = self.segment_paths()
+        stamp = self.stamp(paths)
         if stamp == self._stamp:
             return
-        paths = self.segment_paths()
         for p in list(self._scans):
             if p not in paths:
                 del self._scans[p]  # a segment that went away

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import mimetypes
+import os
 import re
 import sys
 import threading
@@ -41,6 +42,7 @@ STATIC = Path(__file__).with_name("static")
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]/@\s]+)(?::\d{1,5})?")  # a Host header
 JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+FILE_PIECE = 1 << 20  # bytes of a run's file sent at a time
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
             "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
             "frame-ancestors 'none'")
@@ -66,24 +68,42 @@ def _number(value: str | None) -> float | None:
 class Handler(BaseHTTPRequestHandler):
     server: UIServer
     protocol_version = "HTTP/1.1"
+    timeout = 120  # an idle or stalled connection gives its thread back
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
         pass  # a line per request would bury the URL the user needs
 
     # ------------------------------------------------------------------ replies
-    def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
-              ) -> None:
+    def _head(self, status: int, length: int, ctype: str,
+              extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
+
+    def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
+              ) -> None:
+        self._head(status, len(body), ctype, extra)
         if self.command != "HEAD":
             self.wfile.write(body)
+
+    def _send_file(self, path: Path, ctype: str, extra: dict[str, str]) -> None:
+        """A run's file in pieces: a checkpoint of gigabytes is never read into memory."""
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            self._head(200, size, ctype, extra)
+            if self.command == "HEAD":
+                return
+            self.close_connection = True  # a file that shrank meanwhile: no stray bytes
+            left = size
+            while left > 0 and (piece := fh.read(min(FILE_PIECE, left))):
+                self.wfile.write(piece)
+                left -= len(piece)
 
     def _json(self, obj: Any, status: int = 200) -> None:
         self._send(status, orjson.dumps(obj, option=JSON_OPTS), "application/json")
@@ -166,7 +186,7 @@ class Handler(BaseHTTPRequestHandler):
             headers = {"Content-Security-Policy": "default-src 'none'; sandbox"}
             if not ctype.startswith("image/"):
                 headers["Content-Disposition"] = "attachment"  # shown, never run
-            self._send(200, file.read_bytes(), ctype, headers)
+            self._send_file(file, ctype, headers)
         else:
             self._error(404, "no such page")
 
