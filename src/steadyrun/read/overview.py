@@ -14,6 +14,7 @@ reader but not counted here; `steadyrun show` gives the exact figures.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,24 +77,33 @@ def _first(head: bytes) -> dict[str, Any]:
     return first if isinstance(first, dict) else {}
 
 
-def overview(rdir: Path) -> tuple[RunData, int, Any]:
-    """(a RunData with manifest, segments and state but no records, rows, last step)."""
-    manifest = manifest_of(rdir)
+def overview(rdir: Path, paths: list[Path] | None = None,
+             counted: Callable[[Path], tuple[int, int]] | None = None,
+             manifest: dict[str, Any] | None = None) -> tuple[RunData, int, Any]:
+    """(a RunData with manifest, segments and state but no records, rows, last step).
+
+    A reader that already counts each segment's rows as it follows them (the dashboard,
+    read/side.py) passes `paths` and `counted(path) -> (data size, rows)`, and the
+    `manifest` it may read: the row lines are then not counted again."""
+    if manifest is None:
+        manifest = manifest_of(rdir)
     segments: dict[str, dict[str, Any]] = {}
     rows = 0
     owner_last: tuple[float, Any] | None = None  # (time, x) of the owner's latest row
     furthest: Any = None  # the largest x of any writer's row
-    for path in list_segments(rdir):
+    for path in list_segments(rdir) if paths is None else paths:
+        known = counted(path) if counted is not None else None
         try:
             with open(path, "rb") as fh:
                 # One moment for the count and the tail alike; the data, not the zeros
                 # a live mmap writer keeps after it.
-                size = data_end_fd(fh.fileno(), os.fstat(fh.fileno()).st_size)
+                size = known[0] if known is not None else \
+                    data_end_fd(fh.fileno(), os.fstat(fh.fileno()).st_size)
                 head = fh.readline()
                 tail, torn_row = _tail(fh, size)
         except FileNotFoundError:
             continue
-        rows += _count_rows(path, size) - torn_row
+        rows += known[1] if known is not None else _count_rows(path, size) - torn_row
         info = segments[path.stem] = segment_info(_first(head), tail[-1] if tail else None)
         for rec in tail:
             if rec.get("k") != "row" or not isinstance(rec.get("x"), int):

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..read.frames import rows_of, segment_source
-from ..read.overview import _first, _tail
-from ..read.reader import RunData, segment_info
+from ..read.overview import overview
+from ..read.reader import RunData
 from ..read.side import SideScan, side_records
 from ..store.layout import MANIFEST, read_sink_status
 from ..store.manifest import manifest_of
@@ -99,37 +99,16 @@ class RunView:
 
     def _summarize(self) -> tuple[RunData, int, Any]:
         """What `read.overview.overview` says of the run, with the row counts the scans
-        keep: overview() counts every row line of every segment again (0.3 s for a
-        1 M-row run), at each change of a live run the page polls."""
-        segments: dict[str, dict[str, Any]] = {}
-        rows = 0
-        owner_last: tuple[float, Any] | None = None  # (time, x) of the owner's latest row
-        furthest: Any = None  # the largest x of any writer's row
-        for path, scan in self._scans.items():
-            try:
-                with open(path, "rb") as fh:
-                    head = fh.readline()
-                    tail, _ = _tail(fh, scan.size)
-            except OSError:
-                continue
-            rows += scan.rows
-            info = segments[path.stem] = segment_info(_first(head), tail[-1] if tail else None)
-            for rec in tail:
-                if rec.get("k") != "row" or not isinstance(rec.get("x"), int):
-                    continue
-                x = rec["x"]
-                furthest = x if furthest is None else max(furthest, x)
-                if info["role"] == "owner" and (owner_last is None
-                                                or rec.get("t", 0.0) >= owner_last[0]):
-                    owner_last = (rec.get("t", 0.0), x)
+        keep: counting every row line of every segment again costs 0.3 s for a 1 M-row
+        run, at each change of a live run the page polls."""
         if self._inside(self.dir / MANIFEST):
             manifest = manifest_of(self.dir)
         else:
             manifest = {"id": self.dir.name, "state": "unknown",
                         "manifest_error": "run.json leads out of the run folder: not read"}
-        data = RunData(id=manifest.get("id", self.dir.name), dir=self.dir, manifest=manifest,
-                       records=[], segments=segments)
-        return data, rows, owner_last[1] if owner_last is not None else furthest
+        scans = self._scans
+        return overview(self.dir, paths=list(scans), manifest=manifest,
+                        counted=lambda p: (scans[p].size, scans[p].rows))
 
     def _segments(self) -> list[Any]:
         """Every segment's rows as Arrow shapes, rebuilt only for segments that changed."""
