@@ -221,7 +221,7 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 # Quoted beside the rows that have a target: the throughputs, and the peer table.
-README_ROWS = ("c1", "c2", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8")
+README_ROWS = ("c1", "c2", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "u4")
 MARK_START, MARK_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
