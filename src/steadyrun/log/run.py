@@ -81,6 +81,7 @@ class Run(RunSaid, RunExtras):
         self.summary = RunMapping(self._on_summary)
         self.config = RunMapping(self._on_config)
         self._sidecar: Any = None  # ship.handle.SidecarHandle of the owner (run_start)
+        self._digest: Any = None  # digest_keeper.DigestKeeper of this segment (run_start)
         self.log_interval = 10  # set by init: log_training_step rows, tensor reads
         self.gpu_stats_interval = 100
         self._deferred = DeferredRows()  # rows holding tensors, read once per interval
@@ -286,6 +287,8 @@ class Run(RunSaid, RunExtras):
         """Everything logged before this call is durable (fsynced) when it returns."""
         self._settle(final=False)
         self._writer.flush()
+        if self._digest is not None:
+            self._digest.update(limit=None)
 
     def finish(self, exit_code: int | None = None, timeout: float | None = None) -> None:
         """Close this process's segment; the owner also waits (bounded) for the sidecar."""
@@ -311,6 +314,8 @@ class Run(RunSaid, RunExtras):
             self._finished = True
             self._fast = (None, (), b"")  # later log() calls take the slow path, which refuses them
         self._writer.close()
+        if self._digest is not None:
+            self._digest.update(limit=None)
         self._append = self._late_append  # what comes after finish() is kept apart
         lost = self._writer.lost_rows  # rows the disk refused
         if self.role == "owner":

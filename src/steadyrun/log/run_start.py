@@ -19,6 +19,7 @@ from ..store import records
 from ..store.layout import heartbeat_path, hostname, segment_path
 from ..store.redact import redact_argv
 from . import live_runs
+from .digest_keeper import DigestKeeper
 from .run import Run
 from .segment_writer import SegmentWriter
 
@@ -49,6 +50,8 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
         argv=redact_argv(sys.argv))))
     run = Run(run_id=run_id, rdir=rdir, writer=writer, manifest=manifest, role=role, mode=mode,
               strict=strict, steps=steps, global_step=global_step, key_prefix=key_prefix)
+    run._digest = DigestKeeper(segment)
+    heartbeat.callbacks.append(run._digest.update)  # every few seconds, writer thread
     live_runs.register(run)
     run.log_interval = log_interval
     run.gpu_stats_interval = gpu_stats_interval

@@ -38,6 +38,7 @@ RUN_FOLDERS = (SEGMENTS, MEDIA, FILES, "artifacts", SINKS)
 SEGMENT_SUFFIX = ".jsonl"
 HEARTBEAT_SUFFIX = ".beat"
 CACHE = "cache"
+DIGESTS = "digests"
 COLUMNS_SUFFIX = ".arrow"
 
 
@@ -112,6 +113,13 @@ def column_cache_path(segment: Path) -> Path:
     return segment.parent.parent / CACHE / f"{segment.stem}{COLUMNS_SUFFIX}"
 
 
+def digest_path(segment: Path) -> Path:
+    """`digests/<writer>.json`: a segment's digest (store/digest.py), kept by its writer.
+    One per writer, because the writers of a run are separate processes with no lock
+    between them; derived like the cache: deleting it only makes the next read slower."""
+    return segment.parent.parent / DIGESTS / f"{segment.stem}.json"
+
+
 def heartbeat_path(segment: Path) -> Path:
     """The heartbeat beside a segment: its mtime says the writer is alive."""
     return segment.with_suffix(HEARTBEAT_SUFFIX)
@@ -167,6 +175,18 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o600) -> None:
     try:
         os.write(fd, data)
         os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def replace_bytes(path: Path, data: bytes) -> None:
+    """Temp file and rename, without fsync: for derived files (digests), which a reader
+    validates and can rebuild, rewritten every few seconds."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
     finally:
         os.close(fd)
     os.replace(tmp, path)

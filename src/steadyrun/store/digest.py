@@ -1,0 +1,147 @@
+"""A segment's records folded into a small digest: per key its count, last, min and max
+(each with its step), the summary, the config, the metric definitions, the steps
+reached, event counts, and how the segment opened and closed.
+
+Why: comparing, ranking and checking runs (compare, leaderboard, check) needs each
+run's summary and the best and final value of its metrics. Parsing every row of 1,000
+runs would take minutes. A writer keeps its segment's digest on disk every few seconds
+(log/digest_keeper.py) with the byte offset it covers; a reader loads it and folds only
+the records written after that offset (read/digest.py). So a digest can be stale (a
+killed writer) but never wrong.
+
+Pure functions of records: the same fold runs in the writer and in the reader.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .records import GOALS
+from .steps import is_step_metric, step_metric_of
+from .values import restore_values
+
+VERSION = 1
+
+
+def new() -> dict[str, Any]:
+    return {"v": VERSION, "offset": 0, "rows": 0, "keys": {}, "summary": {}, "config": {},
+            "metrics": {}, "steps": {}, "events": {}, "alerts": 0, "open": None,
+            "close": None}
+
+
+def plain(value: Any) -> Any:
+    """Non-finite floats by name (JSON has no NaN), as the segments write them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fold_row(d: dict[str, Any], rec: dict[str, Any]) -> None:
+    values = rec.get("v")
+    if not isinstance(values, dict):
+        return
+    d["rows"] += 1
+    nf = rec.get("nf") or {}
+    t = rec.get("t")
+    x = rec.get("x")
+    keys = d["keys"]
+    steps = d["steps"]
+    for k, v in values.items():
+        if is_step_metric(k):
+            if _number(v):
+                steps[k] = v
+            continue
+        s = values.get(step_metric_of(k), x)
+        entry = keys.get(k)
+        if entry is None:
+            entry = keys[k] = {"n": 0, "nonfinite": 0, "last": None, "last_step": None,
+                               "last_t": None, "min": None, "min_step": None, "max": None,
+                               "max_step": None}
+        entry["n"] += 1
+        if k in nf:
+            entry["nonfinite"] += 1
+            entry["last"], entry["last_step"], entry["last_t"] = nf[k], s, t
+            continue
+        if not _number(v):
+            continue
+        entry["last"], entry["last_step"], entry["last_t"] = v, s, t
+        if entry["min"] is None or v < entry["min"]:
+            entry["min"], entry["min_step"] = v, s
+        if entry["max"] is None or v > entry["max"]:
+            entry["max"], entry["max_step"] = v, s
+
+
+def fold(d: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add records (in the order written) to a digest; returns it."""
+    for rec in records:
+        k = rec.get("k")
+        if k == "row":
+            _fold_row(d, rec)
+        elif k == "summary" and isinstance(rec.get("v"), dict):
+            t = rec.get("t")
+            for key, v in restore_values(rec).items():
+                d["summary"][key] = [t, plain(v)]
+        elif k == "config" and isinstance(rec.get("v"), dict):
+            t = rec.get("t")
+            for key, v in rec["v"].items():
+                d["config"][key] = [t, v]
+        elif k == "metric" and isinstance(rec.get("key"), str):
+            d["metrics"][rec["key"]] = {f: rec[f] for f in ("step_metric", "goal", "summary",
+                                                           "hidden") if f in rec}
+        elif k == "event":
+            kind = str(rec.get("type"))
+            d["events"][kind] = d["events"].get(kind, 0) + 1
+        elif k == "alert":
+            d["alerts"] += 1
+        elif k == "open":
+            d["open"] = {f: rec.get(f) for f in ("role", "pid", "host", "t", "job_type")}
+        elif k == "close":
+            d["close"] = {f: rec.get(f) for f in ("state", "exit_code", "t")}
+    return d
+
+
+def goal_of(spec: dict[str, Any] | None) -> str | None:
+    """"min" or "max" from a metric definition's goal (or its min/max summary)."""
+    if not spec:
+        return None
+    return GOALS.get(spec.get("goal") or spec.get("summary") or "")
+
+
+def merge(digests: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several writers' digests as one run's: counts added, extremes of extremes, the
+    latest last value, summary and config values by their time."""
+    out = new()
+    for d in digests:
+        out["rows"] += d["rows"]
+        out["alerts"] += d["alerts"]
+        for kind, n in d["events"].items():
+            out["events"][kind] = out["events"].get(kind, 0) + n
+        for key, spec in d["metrics"].items():
+            out["metrics"].setdefault(key, {}).update(spec)
+        for field in ("summary", "config"):
+            for key, tv in d[field].items():
+                old = out[field].get(key)
+                if old is None or (tv[0] or 0) >= (old[0] or 0):
+                    out[field][key] = tv
+        for sk, v in d["steps"].items():
+            old = out["steps"].get(sk)
+            out["steps"][sk] = v if old is None else max(old, v)
+        for key, e in d["keys"].items():
+            o = out["keys"].get(key)
+            if o is None:
+                out["keys"][key] = dict(e)
+                continue
+            o["n"] += e["n"]
+            o["nonfinite"] += e["nonfinite"]
+            if e["last_t"] is not None and (o["last_t"] is None or e["last_t"] >= o["last_t"]):
+                o["last"], o["last_step"], o["last_t"] = e["last"], e["last_step"], e["last_t"]
+            if e["min"] is not None and (o["min"] is None or e["min"] < o["min"]):
+                o["min"], o["min_step"] = e["min"], e["min_step"]
+            if e["max"] is not None and (o["max"] is None or e["max"] > o["max"]):
+                o["max"], o["max_step"] = e["max"], e["max_step"]
+    return out
