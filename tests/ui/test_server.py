@@ -677,3 +677,33 @@ def test_command_warns_when_exposed(world: dict[str, Any]) -> None:
     warning = [line for line in err.splitlines() if "warning" in line]
     assert len(warning) == 1 and "0.0.0.0" in warning[0] and "no password" in warning[0]
     assert proc.returncode == 0
+
+
+def test_a_connection_reset_by_the_browser_prints_no_traceback(
+        server: UIServer, capfd: pytest.CaptureFixture[str]) -> None:
+    """A tab closed while its keep-alive connection waits for the next request: the
+    handler thread's read fails with ECONNRESET, which is no error of the server."""
+    import struct
+
+    def handlers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if "process_request_thread" in t.name]
+
+    port = server.server_address[1]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(b"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(65536)
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    body = head.split(b"\r\n\r\n", 1)[1]
+    while len(body) < length:
+        body += sock.recv(65536)
+    assert handlers()  # the connection is kept alive: its thread waits for a request
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # linger 0: a reset, as a browser's killed socket sends
+    deadline = time.monotonic() + 10
+    while handlers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not handlers()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ConnectionReset" not in err

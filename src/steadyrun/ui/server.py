@@ -211,6 +211,15 @@ class UIServer(ThreadingHTTPServer):
         # the browser loads the page, not in its first chart's request.
         threading.Thread(target=_warm_up, name="steadyrun-ui-warm-up", daemon=True).start()
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that closes its connection (a tab closed, a reload, an idle keep-
+        alive dropped) is normal: no traceback for it. Anything else is one line."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return
+        print(f"steadyrun ui: a request from {client_address[0]} failed: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr)
+
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
