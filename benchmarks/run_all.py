@@ -52,6 +52,8 @@ SCRIPTS: list[tuple[str, str, list[str], int]] = [
     ("bench_peers.py", "p", [f"p{i}" for i in range(1, 9)], 720),
     # The dashboard and the report, and Trackio's dashboard: about 5 min in full.
     ("bench_ui.py", "u", ["u1", "u2", "u3", "u4"], 900),
+    # 1,000 small runs written (about 15 s to 1 min), then leaderboard and compare timed.
+    ("bench_compare.py", "l", ["l1", "l2", "l3"], 900),
 ]
 # The peers of section p (the `bench` extra), named with their versions.
 PEERS = ("trackio", "tensorboardX", "mlflow", "dvclive")
@@ -67,6 +69,7 @@ SECTIONS = {
     "g": "(g) deferred tensors",
     "p": "(p) peers, each alone in its own process",
     "u": "(u) the dashboard (`steadyrun ui`), the report, and Trackio's dashboard",
+    "l": "(l) deciding with runs: `steadyrun leaderboard` and `compare` over many runs",
 }
 
 

@@ -174,7 +174,18 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
                      steps=steps, global_step=global_step, key_prefix="",
                      name=manifest["name"], job_type=manifest["job_type"], config=config,
                      metadata=_metadata_on(metadata), **intervals,
-                     sidecar=_sidecar(sidecar, finish_timeout) if ships else None)
+                     sidecar=_sidecar(sidecar, finish_timeout) if ships else None,
+                     leaderboard=_leaderboard_table)
+
+
+def _leaderboard_table(root: Path, **filters: Any) -> tuple[list[str], list[list[Any]]]:
+    """What `run.log_leaderboard` logs: the reader's ranking of the runs under `root`
+    (read/leaderboard.py). Given to every Run by `start_run`, like the sidecar: log/ may
+    not import read/, and api is where a Run is put together. Imported when called, so
+    `init` loads none of it."""
+    from .read.leaderboard import leaderboard_table
+
+    return leaderboard_table(root, **filters)
 
 
 def _sidecar(how: str, finish_timeout: float) -> Callable[[Run], Any]:
@@ -338,7 +349,8 @@ def _join(ctx: Mapping[str, Any], *, role: str, name: str | None, job_type: str 
     return start_run(rdir, ctx["run_id"], manifest, role=role, mode=ctx.get("mode", "local"),
                      strict=strict, steps={}, global_step=0, key_prefix=key_prefix, name=name,
                      job_type=job_type, config=config, log_interval=log_interval,
-                     gpu_stats_interval=gpu_stats_interval, sidecar=sidecar)
+                     gpu_stats_interval=gpu_stats_interval, sidecar=sidecar,
+                     leaderboard=_leaderboard_table)
 
 
 def attach(run_id: str, dir: str | os.PathLike[str] | None = None, *, name: str | None = None,

@@ -39,6 +39,7 @@ class InertRun:
         self.config = _NullMapping()
 
     log_summary = define_metric = log_table = log_image = log_histogram = watch = alert = _noop
+    log_leaderboard = _noop
     save = log_artifact = log_checkpoint = log_config_artifact = flush = finish = _noop
     mark_failed = note_seeds = detach_after_fork = _noop
     finished = False

@@ -42,6 +42,7 @@ class RunExtras:
     _sized_model: Any
     _checkpoints: Any
     _media_counter: int
+    _leaderboard: Any = None  # read/leaderboard's table, given by api through start_run
     _append: Any
     _bad: Any
     _clean_step: Any
@@ -120,6 +121,33 @@ class RunExtras:
             self._bad(key, rows, f"table cells must be JSON values: {exc}")
             return
         self._append(line + b"\n")
+
+    def log_leaderboard(self, key: str = "leaderboard", project: str | None = None,
+                        group: str | None = None, tag: str | None = None,
+                        metric: str | None = None, top: int | None = None,
+                        goal: str | None = None, step: int | None = None) -> None:
+        """The leaderboard of the runs under this run's root (this one included), as the
+        table `key`: what `steadyrun leaderboard` prints, with the same filters, metric,
+        goal and top (read/leaderboard.py). In W&B a `wandb.Table`.
+
+        The ranking reads other runs, which is read/'s work, and log/ may not import it:
+        `steadyrun.init` and `attach` hand the Run the reader's table function
+        (`_leaderboard`, api.py). A leaderboard that cannot be made (no runs, no metric
+        or several with a goal) is refused like any bad input: warned and recorded, or
+        raised in strict mode."""
+        source = self._leaderboard
+        if source is None:
+            self._bad(key, None, "this Run was not made by steadyrun.init or attach, so it "
+                      "cannot read other runs", RuntimeError)
+            return
+        try:
+            columns, rows = source(self.dir.parent.parent, project=project, group=group,
+                                   tag=tag, metric=metric, goal=goal, top=top)
+        except Exception as exc:  # noqa: BLE001 - never into training (strict: raised)
+            self._bad(key, metric, f"no leaderboard: {exc}",
+                      ValueError if isinstance(exc, ValueError) else RuntimeError)
+            return
+        self.log_table(key, columns, rows, step=step)
 
     def log_image(self, key: str, image: Any, caption: str | None = None,
                   step: int | None = None) -> None:

@@ -37,10 +37,13 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
               name: str | None = None, job_type: str | None = None, config: Any = None,
               log_interval: int = 10, gpu_stats_interval: int = 100,
               metadata: bool = False,
-              sidecar: Callable[[Run], Sidecar] | None = None) -> Run:
+              sidecar: Callable[[Run], Sidecar] | None = None,
+              leaderboard: Callable[..., Any] | None = None) -> Run:
     """A Run writing its own new segment of the run at `rdir`, registered for the
     process's exit hooks. `sidecar(run)` makes the owner's sidecar once the config and
-    the metadata collection have started."""
+    the metadata collection have started. `leaderboard(root, **filters)` gives the
+    (columns, rows) that `run.log_leaderboard` logs (the reader's ranking, which log/
+    cannot import)."""
     writer_name = f"{role}-{os.getpid()}-{os.urandom(2).hex()}"
     segment = segment_path(rdir, writer_name)
     heartbeat = Heartbeat(heartbeat_path(segment))
@@ -50,6 +53,7 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
         argv=redact_argv(sys.argv))))
     run = Run(run_id=run_id, rdir=rdir, writer=writer, manifest=manifest, role=role, mode=mode,
               strict=strict, steps=steps, global_step=global_step, key_prefix=key_prefix)
+    run._leaderboard = leaderboard
     run._digest = DigestKeeper(segment)
     heartbeat.callbacks.append(run._digest.update)  # every few seconds, writer thread
     live_runs.register(run)
