@@ -60,6 +60,8 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
          sidecar: str = "process", finish_timeout: float = 60.0,
          metadata: bool | None = None, required_tags: Sequence[str] | None = None,
          wandb_rows_per_min: float | None = None, id: str | None = None,
+         baseline: str | None = None, regression: Mapping[str, Any] | None = None,
+         regression_k: float | None = None,
          **_unknown: Any) -> Run | InertRun:
     """Start or join the pipeline's run. See DESIGN.md section 2 for every argument.
 
@@ -71,6 +73,10 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     `wandb_rows_per_min` (or STEADYRUN_WANDB_ROWS_PER_MIN) thins what W&B receives to at
     most that many rows per minute of each kind of row; the local log keeps every row
     (ship/wandb/budget.py says which rows are always shipped).
+    `baseline` ("<run id>", "best", "tag:NAME", "group:NAME", "latest") with
+    `regression` rules ({key: tolerance}, e.g. {"val/acc": "-1%"}) and the noise
+    band's `regression_k` (default 2) turn on the live regression check
+    (log/regression.py); kept in run.json as `baseline`.
     """
     if _unknown:
         raise TypeError(f"steadyrun.init() got unknown arguments: {', '.join(_unknown)}")
@@ -167,6 +173,10 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     if budget is not None:
         manifest["wandb_rows_per_min"] = budget
     _redact_free_text(manifest)
+    spec, refused = _baseline(baseline, regression, regression_k, root_dir(dir),
+                              manifest["project"], run_id, strict_)
+    if spec is not None:
+        manifest["baseline"] = {f: spec[f] for f in ("ref", "runs", "rules", "k")}
     atomic_write_json(rdir / MANIFEST, manifest)
 
     ships = mode in ("auto", "online", "offline")
@@ -174,6 +184,9 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
                      steps=steps, global_step=global_step, key_prefix="",
                      name=manifest["name"], job_type=manifest["job_type"], config=config,
                      metadata=_metadata_on(metadata), **intervals,
+                     baseline={"ref": baseline, "spec": spec, "refused": refused,
+                               "resolve": _resolver(root_dir(dir), manifest["project"],
+                                                    run_id)},
                      sidecar=_sidecar(sidecar, finish_timeout) if ships else None,
                      leaderboard=_leaderboard_table)
 
@@ -186,6 +199,36 @@ def _leaderboard_table(root: Path, **filters: Any) -> tuple[list[str], list[list
     from .read.leaderboard import leaderboard_table
 
     return leaderboard_table(root, **filters)
+
+
+def _baseline(ref: str | None, regression: Any, k: Any, root: Path, project: str,
+              run_id: str, strict: bool) -> tuple[dict[str, Any] | None, str | None]:
+    """(what the live regression check needs, or None; why a baseline was refused).
+
+    Read once, here (read/baseline.py: it reads other runs, which log/ may not); the Run
+    gets plain data. A baseline that cannot be used raises in strict mode; otherwise the
+    run starts without it, and the Run warns once and records a `rejected` event."""
+    if ref is None and not regression and k is None:
+        return None, None
+    from .read.baseline import live_spec
+
+    try:
+        return live_spec(ref, regression, k, root, project=project, exclude=(run_id,)), None
+    except ValueError as exc:  # store/rules.RuleError, BaselineError
+        if strict:
+            raise ValueError(f"steadyrun.init: baseline={ref!r}: {exc}") from None
+        return None, f"{exc}; the run goes on without a baseline"
+
+
+def _resolver(root: Path, project: str, run_id: str) -> Callable[..., dict[str, Any]]:
+    """`run.set_baseline`'s reader (read/baseline.live_spec), bound to this run."""
+
+    def resolve(ref: str, regression: Any, k: Any) -> dict[str, Any]:
+        from .read.baseline import live_spec
+
+        return live_spec(ref, regression, k, root, project=project, exclude=(run_id,))
+
+    return resolve
 
 
 def _sidecar(how: str, finish_timeout: float) -> Callable[[Run], Any]:

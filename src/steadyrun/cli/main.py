@@ -9,16 +9,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import compare, demo, leaderboard, report, runs, show, sync, ui
+from . import check, compare, demo, leaderboard, report, runs, show, sync, ui
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="steadyrun", description="The `steadyrun` command: "
                                 "demo, runs, show, sync, ui, report, compare, "
-                                "leaderboard.")
+                                "leaderboard, check.")
     p.add_argument("--dir", default=None, help="root folder (default: $STEADYRUN_DIR or ./steadyrun)")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in (demo, runs, show, sync, ui, report, compare, leaderboard):
+    for command in (demo, runs, show, sync, ui, report, compare, leaderboard, check):
         command.register(sub)
     return p
 

@@ -29,6 +29,8 @@ def show_dict(data: Any) -> dict[str, Any]:
             "tables": [t["key"] for t in data.tables], "images": [i["path"] for i in data.images],
             "histograms": sorted({k for h in data.histograms for k in h["v"]}),
             "files": [f["path"] for f in data.files], "alerts": data.alerts,
+            "baseline": data.manifest.get("baseline"),
+            "regressions": [e for e in data.events if e.get("type") == "regression"],
             "wandb_dirs": [str(p) for p in wandb_run_dirs(data)],
             "wandb_url": data.wandb.get("url")}
 
@@ -93,6 +95,14 @@ def cmd_show(args: argparse.Namespace) -> int:
         text = f": {a['text']}" if a.get("text") and a["text"] != a["title"] else ""
         con.print(f"[red]alert[/] {a.get('level', 'WARN')} {a['title']}{text}", markup=True,
                   highlight=False, soft_wrap=True)
+    if isinstance(info["baseline"], dict) and info["baseline"].get("ref"):
+        con.print(f"baseline: {_fmt_baseline(info['baseline'])}", markup=False,
+                  highlight=False, soft_wrap=True)
+    for r in info["regressions"]:
+        from rich.markup import escape
+
+        con.print(f"[red]regression[/] {escape(_fmt_regression(r))}", markup=True,
+                  highlight=False, soft_wrap=True)
     for a in info["anomalies"]:
         con.print(f"[yellow]anomaly[/] {_fmt_event(a)}")
     if data.wandb.get("url"):
@@ -105,6 +115,22 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _fmt(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def _fmt_baseline(b: dict[str, Any]) -> str:
+    runs = ", ".join(str(r) for r in b.get("runs") or [])
+    rules = ", ".join(str(r) for r in b.get("rules") or []) or "1% for metrics with a goal"
+    return f"{b.get('ref')} ({runs}); rules: {rules}; k={b.get('k')}"
+
+
+def _fmt_regression(e: dict[str, Any]) -> str:
+    """`val/acc = 0.7 at val/step 30 vs baseline 0.8 ± 0.01 (n=3), band 0.78, rule ...`."""
+    where = (f" at {e.get('step_metric')} {e.get('step')}" if e.get("phase") == "live"
+             else f" ({e.get('source')} value, at finish)")
+    std = f" ± {_fmt(e['std'])}" if isinstance(e.get("std"), float) else ""
+    band = f", band {_fmt(e['band'])}" if isinstance(e.get("band"), float) else ""
+    return (f"{e.get('key')} = {_fmt(e.get('value'))}{where} vs baseline "
+            f"{_fmt(e.get('baseline'))}{std} (n={e.get('n')}){band}, rule {e.get('rule')}")
 
 
 def _fmt_event(e: dict[str, Any]) -> str:

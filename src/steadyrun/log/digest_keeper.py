@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -32,6 +34,9 @@ class DigestKeeper:
         self.state["writer"] = segment.stem
         self._lock = threading.Lock()
         self._written_at = -1
+        # Called with each batch of newly folded records, in order, on the thread
+        # that folds them (the live regression check, log/regression.py).
+        self.observers: list[Callable[[list[dict[str, Any]]], None]] = []
 
     def update(self, limit: int | None = MAX_BYTES) -> None:
         """Fold what the segment gained since the last update, and write the digest.
@@ -44,6 +49,11 @@ class DigestKeeper:
                     return
                 digest.fold(d, chunk.records)
                 d["offset"] = chunk.end
+                for observe in self.observers:
+                    try:
+                        observe(chunk.records)
+                    except Exception:  # noqa: BLE001 - never into training
+                        pass
                 d["updated_at"] = time.time()
                 self.path.parent.mkdir(exist_ok=True)
                 replace_bytes(self.path, orjson.dumps(d))

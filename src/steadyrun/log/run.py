@@ -26,6 +26,7 @@ from ..store.values import Rejected, check_key, nonfinite_tag, to_number
 from .config_input import RunMapping
 from .deferred import DeferredRows, deferrable, hold
 from .port import RunPort
+from .run_baseline import RunBaseline
 from .run_extras import RunExtras
 from .run_said import RunSaid
 from .segment_writer import SegmentWriter
@@ -36,7 +37,7 @@ _NUMERIC = frozenset((float, int))
 _PLAIN = frozenset((float, int, bool, type(None)))
 
 
-class Run(RunSaid, RunExtras):
+class Run(RunSaid, RunExtras, RunBaseline):
     """One process's handle on a run. Rank-0 owner, child process or extra rank alike.
 
     Made by `log/run_start.start_run` (which `steadyrun.init` calls), never by hand: it
@@ -297,6 +298,7 @@ class Run(RunSaid, RunExtras):
         if self._pending is not None:
             self._log_slow({}, None, True)
         self._settle(final=True)
+        self._baseline_final()  # the last rows and the summary vs the baseline
         with self._lock:
             if self._finished:
                 return

@@ -36,12 +36,14 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
               strict: bool, steps: dict[str, Any], global_step: int, key_prefix: str,
               name: str | None = None, job_type: str | None = None, config: Any = None,
               log_interval: int = 10, gpu_stats_interval: int = 100,
-              metadata: bool = False,
+              metadata: bool = False, baseline: dict[str, Any] | None = None,
               sidecar: Callable[[Run], Sidecar] | None = None,
               leaderboard: Callable[..., Any] | None = None) -> Run:
     """A Run writing its own new segment of the run at `rdir`, registered for the
     process's exit hooks. `sidecar(run)` makes the owner's sidecar once the config and
-    the metadata collection have started. `leaderboard(root, **filters)` gives the
+    the metadata collection have started. `baseline` (api.py: ref, spec, refused,
+    resolve) sets up the live regression check (run_baseline.py).
+    `leaderboard(root, **filters)` gives the
     (columns, rows) that `run.log_leaderboard` logs (the reader's ranking, which log/
     cannot import)."""
     writer_name = f"{role}-{os.getpid()}-{os.urandom(2).hex()}"
@@ -56,6 +58,7 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
     run._leaderboard = leaderboard
     run._digest = DigestKeeper(segment)
     heartbeat.callbacks.append(run._digest.update)  # every few seconds, writer thread
+    run._digest.observers.append(run._observe_rows)  # live regression check
     live_runs.register(run)
     run.log_interval = log_interval
     run.gpu_stats_interval = gpu_stats_interval
@@ -65,6 +68,8 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
         from .metadata import Collector
 
         run._metadata = Collector(run._port)  # a background thread: git never delays init
+    if baseline is not None:
+        run._set_up_baseline(**baseline)
     if sidecar is not None:
         run._sidecar = sidecar(run)
         heartbeat.callbacks.append(run._sidecar.check)

@@ -48,7 +48,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "job_type": _STR, "notes": _STR, "mode": _STR, "state": _STR, "tags": (list,),
     "owner": (dict,), "last_steps": (dict,), "global_step": (int,), "resumes": (int,),
     "exit_code": (int,), "created_at": (int, float), "finished_at": (int, float),
-    "format": (int,),
+    "format": (int,), "baseline": (dict,),
 }
 
 
