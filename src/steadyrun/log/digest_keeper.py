@@ -11,6 +11,7 @@ reader folds whatever a digest does not cover yet.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,9 +22,11 @@ import orjson
 
 from ..store import digest
 from ..store.layout import digest_path, replace_bytes
-from ..store.segment_reader import read_from
+from ..store.segment_reader import data_end, read_from
 
 MAX_BYTES = 8 << 20  # per writer-thread tick: about 40,000 rows of 10 keys
+PIECE = 256 << 10  # bytes parsed at a time: about 1,300 rows, a few MB of dicts
+MAX_LINE = 256 << 20  # a record longer than this is left to the reader
 
 
 class DigestKeeper:
@@ -39,24 +42,46 @@ class DigestKeeper:
         self.observers: list[Callable[[list[dict[str, Any]]], None]] = []
 
     def update(self, limit: int | None = MAX_BYTES) -> None:
-        """Fold what the segment gained since the last update, and write the digest.
-        Never raises: a digest is an optimisation, and a reader folds what it lacks."""
+        """Fold what the segment gained since the last update (at most `limit` bytes;
+        None: all of it), and write the digest. Never raises: a digest is an
+        optimisation, and a reader folds what it lacks.
+
+        Read and folded PIECE bytes at a time: the records of a piece are dicts (about
+        1 KB a row), so a burst of 40,000 rows folded at once would lift the training
+        process's RSS by tens of MB (the flat-memory test caught it)."""
         try:
             with self._lock:
                 d = self.state
-                chunk = read_from(self.segment, d["offset"], max_bytes=limit)
-                if chunk.end == self._written_at:
+                left = limit
+                piece = PIECE
+                while left is None or left > 0:
+                    start = d["offset"]
+                    chunk = read_from(self.segment, start,
+                                      max_bytes=piece if left is None else min(piece, left))
+                    if chunk.end == start:
+                        # nothing whole yet, or a record longer than the piece
+                        if piece < MAX_LINE and data_end(self.segment) - start > piece:
+                            piece *= 4
+                            continue
+                        break
+                    piece = PIECE
+                    digest.fold(d, chunk.records)
+                    d["offset"] = chunk.end
+                    for observe in self.observers:
+                        try:
+                            observe(chunk.records)
+                        except Exception:  # noqa: BLE001 - never into training
+                            pass
+                    if left is not None:
+                        left -= chunk.end - start
+                    del chunk
+                if d["offset"] == self._written_at:
                     return
-                digest.fold(d, chunk.records)
-                d["offset"] = chunk.end
-                for observe in self.observers:
-                    try:
-                        observe(chunk.records)
-                    except Exception:  # noqa: BLE001 - never into training
-                        pass
                 d["updated_at"] = time.time()
-                self.path.parent.mkdir(exist_ok=True)
+                if not self.path.parent.is_dir():
+                    self.path.parent.mkdir(mode=0o700, exist_ok=True)
+                    os.chmod(self.path.parent, 0o700)  # whatever the umask, as every folder
                 replace_bytes(self.path, orjson.dumps(d))
-                self._written_at = chunk.end
+                self._written_at = d["offset"]
         except Exception:  # noqa: BLE001 - never into training; readers fold the segment
             pass
