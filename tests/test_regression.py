@@ -72,6 +72,27 @@ def test_one_alert_per_crossing_and_an_event_each(base, sr_root):
     # The final value (best: 0.80) is within the baseline's: nothing at finish.
 
 
+def test_a_resumed_run_keeps_watching_its_baseline(base, sr_root):
+    """Resumed without baseline=: the one in run.json is watched again (its rules too)."""
+    run = steadyrun.init(mode="local", project="reg", baseline="tag:base",
+                         regression={"val/acc": "-5%"})
+    for s in range(1, 4):
+        run.log({"val/acc": 0.08 * s}, step=s)
+    run.finish()
+    again = steadyrun.init(mode="local", project="reg", id=run.id)  # continued
+    for s in range(4, 7):
+        again.log({"val/acc": 0.01 if s == 5 else 0.08 * s}, step=s)
+    again.finish()
+    data = steadyrun.open_run(run.id)
+    assert data.manifest["baseline"]["rules"] == ["val/acc>=-5%"]
+    events = of_type(data, "regression")
+    # each finish judges the best so far (0.24, then 0.48) against the baseline's final
+    # (0.80); between them, the resumed process caught the dip at step 5
+    assert [(e["phase"], e.get("step")) for e in events] == [("final", None), ("live", 5),
+                                                             ("final", None)]
+    assert {e["rule"] for e in events} == {"val/acc>=-5%"}
+
+
 def test_the_final_check_judges_the_summary_value(base, sr_root):
     run = steadyrun.init(mode="local", project="reg", baseline="tag:base",
                          regression={"val/acc": "-5%"})

@@ -76,7 +76,8 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     `baseline` ("<run id>", "best", "tag:NAME", "group:NAME", "latest") with
     `regression` rules ({key: tolerance}, e.g. {"val/acc": "-1%"}) and the noise
     band's `regression_k` (default 2) turn on the live regression check
-    (log/regression.py); kept in run.json as `baseline`.
+    (log/regression.py); kept in run.json as `baseline`, and watched again when the run
+    is resumed without `baseline=`.
     """
     if _unknown:
         raise TypeError(f"steadyrun.init() got unknown arguments: {', '.join(_unknown)}")
@@ -154,6 +155,13 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         # Written again at finish; a stale copy would mislead the next resume after a crash.
         manifest.pop("global_step", None)
         manifest.pop("last_steps", None)
+        stored = manifest.get("baseline")
+        if baseline is None and isinstance(stored, dict) and stored.get("ref"):
+            # A resumed run keeps watching the baseline it was started with (its ref
+            # resolved again, its rules and k as stored); baseline= given again wins.
+            baseline = stored["ref"]
+            regression = regression if regression is not None else (stored.get("rules") or None)
+            regression_k = regression_k if regression_k is not None else stored.get("k")
     manifest.update({
         "id": run_id, "format": 1,
         "project": project or os.environ.get("WANDB_PROJECT") or manifest.get("project")

@@ -109,6 +109,19 @@ for i in range(int(sys.argv[3])):
     run.log({"big/loss": math.sin(i / 700.0) + (i % 97) / 97.0})
 run.finish()
 ids["big"] = run.id
+
+for seed in range(3):  # a baseline of three seeds, and a run that falls below it
+    run = steadyrun.init(project="baseline", name=f"base-{seed}", mode="local", tags=["base"])
+    run.define_metric("val/acc", goal="maximize")
+    for i in range(30):
+        run.log({"val/acc": 0.5 + 0.01 * i + 0.001 * seed})
+    run.finish()
+run = steadyrun.init(project="baseline", name="worse", mode="local", baseline="tag:base")
+run.define_metric("val/acc", goal="maximize")
+for i in range(30):
+    run.log({"val/acc": 0.5 + 0.01 * i - (0.2 if i >= 20 else 0.0)})
+run.finish()
+ids["worse"] = run.id
 print(json.dumps(ids))
 '''
 
@@ -404,6 +417,24 @@ def test_anomalies_are_listed_with_their_call_sites(page, ui, root):
     show(page, ui["url"] + "#charts?runs=" + ids["anomalies"])
     charts_drawn(page, ["train/loss"])
     assert "anomal" in chart(page, "train/loss").locator(".flag").inner_text()
+
+
+def test_the_baseline_is_drawn_faint_and_its_regressions_marked(page, ui, root):
+    """A run with `init(baseline="tag:base")`: its chart carries the three baseline
+    runs as dashed lines behind its own, and the regression is flagged and listed."""
+    _, ids = root
+    show(page, ui["url"] + "#charts?runs=" + ids["worse"])
+    charts = charts_drawn(page, ["val/acc"])
+    assert charts["val/acc"]["series"] == "4" and charts["val/acc"]["baselines"] == "3"
+    assert "anomal" in chart(page, "val/acc").locator(".flag").inner_text()
+    page.locator("#showbaseline").uncheck()  # the switch takes them away
+    page.wait_for_function("() => document.querySelector('.chart[data-key=\"val/acc\"]')"
+                           "?.dataset.baselines === '0'")
+    show(page, ui["url"] + "#anomalies?runs=" + ids["worse"])
+    rows = page.locator("table.anomalies tr[data-type=regression]")
+    rows.first.wait_for()
+    assert rows.count() == 2  # the crossing at step 20, and the final value
+    assert "tag:base" in rows.first.inner_text() and "20" in rows.first.inner_text()
 
 
 def test_zoom_loads_the_zoomed_range_at_full_resolution(page, ui, root):

@@ -100,6 +100,18 @@ def anomalies(view: RunView, keys: list[str] | None = None) -> list[dict[str, An
             out.append({"type": kind, "key": key, "t": rec.get("t"), "site": site, "x": x,
                         "message": f"{key!r} ({rec.get('value_type')}) refused: "
                                    f"{rec.get('reason')}"})
+        elif kind == "regression":
+            key = str(rec.get("key"))
+            base = rec.get("baseline")
+            message = f"{key} = {rec.get('value')}: worse than the baseline " \
+                f"{rec.get('baseline_ref')}"
+            if isinstance(base, (int, float)):
+                message += f" ({base:.6g}; rule {rec.get('rule')})"
+            if rec.get("phase") == "final":
+                message += ", at the end of the run"
+            out.append({"type": kind, "key": key, "t": rec.get("t"), "site": None,
+                        "x": rec.get("step"), "step_metric": rec.get("step_metric"),
+                        "message": message})
         elif kind in ("rejected_count", "overwritten_count"):
             out.append({"type": kind, "key": rec.get("key"), "t": rec.get("t"),
                         "count": rec.get("count"),

@@ -24,7 +24,7 @@ from ..read.frames import rows_of, segment_source
 from ..read.overview import overview
 from ..read.reader import RunData
 from ..read.side import SideScan, side_records
-from ..store.layout import MANIFEST, read_sink_status
+from ..store.layout import MANIFEST, is_run_id, read_sink_status
 from ..store.manifest import manifest_of
 from ..store.records import GOALS
 from ..store.segment_reader import list_segments
@@ -210,8 +210,21 @@ class RunView:
                     "summary": {k: plain(v) for k, v in summary.items()},
                     "metrics": metrics, "best": self._bests(metrics, summary),
                     "namespaces": [e for e in namespaces.values() if e["keys"]],
-                    "counts": counts, "notices": notices,
+                    "counts": counts, "notices": notices, "baseline": self._baseline(),
                     "wandb": read_sink_status(self.dir, "wandb")}
+
+    def _baseline(self) -> dict[str, Any] | None:
+        """The run's baseline (run.json, set by `init(baseline=...)`), with the baseline
+        runs still under this root: the charts draw their curves faint behind the run's."""
+        base = self._overview[0].manifest.get("baseline") if self._overview else None
+        if not isinstance(base, dict):
+            return None
+        # listed only; the page fetches them through the catalog, confined to the root
+        runs = [r for r in base.get("runs") or [] if isinstance(r, str) and is_run_id(r)
+                and (self.dir.parent / r).is_dir()]
+        return {"ref": base.get("ref"), "runs": runs, "rules": base.get("rules"),
+                "k": base.get("k"), "missing": [r for r in base.get("runs") or []
+                                                if r not in runs]}
 
     def _bests(self, metrics: dict[str, dict[str, Any]],
                summary: dict[str, Any]) -> dict[str, dict[str, Any]]:

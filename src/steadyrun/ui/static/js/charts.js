@@ -2,7 +2,7 @@
  * (a stage that restarts at step 0 draws from 0), the selected runs overlaid. */
 "use strict";
 (function () {
-  const opt = { smooth: 0, logY: false, axis: "step", filter: "" };
+  const opt = { smooth: 0, logY: false, axis: "step", filter: "", baseline: true };
   const plots = {};      // key -> {plot, box, zoom: [lo, hi] | null, timer}
   SR.series = {};        // run id -> {key: {x, t, y, n, nf}} at full range
   SR.anomalies = {};     // run id -> [anomaly]
@@ -21,12 +21,28 @@
     return Number.isFinite(lo) ? lo : 0;
   }
 
+  /* The baseline runs of the selected runs (init(baseline=...)), not selected themselves. */
+  function baselineIds(all) {
+    const out = [];
+    for (const id of SR.selected) {
+      for (const b of ((SR.payloads[id] || {}).baseline || {}).runs || []) {
+        if (!SR.selected.includes(b) && !out.includes(b)) out.push(b);
+      }
+    }
+    return opt.baseline || all ? out : [];
+  }
+
   function runsFor(key, override) {
     const out = [];
     for (const id of SR.selected) {
       const s = (override && override[id]) || (SR.series[id] || {})[key];
       if (!s) continue;
       out.push({ id, label: SR.runName(id), color: SR.color(id), x: s.x, t: s.t, y: s.y, t0: t0(id) });
+    }
+    for (const b of baselineIds()) {  // drawn faint behind, full range (a few thousand points)
+      const s = (SR.series[b] || {})[key];
+      if (s) out.push({ id: b, label: "baseline " + SR.runName(b), color: "#6b7280", faint: true,
+                        x: s.x, t: s.t, y: s.y, t0: t0(b) });
     }
     return out;
   }
@@ -46,6 +62,7 @@
     box.dataset.xmin = xs.length ? xs[0] : "";
     box.dataset.xmax = xs.length ? xs[xs.length - 1] : "";
     box.dataset.series = plot.u.series.length - 1;
+    box.dataset.baselines = plot.u.series.filter((s) => s.dash).length;
     box.dataset.points = xs.length;
   }
 
@@ -162,6 +179,9 @@
     return SR.el("div", { class: "controls" },
       SR.el("label", {}, "smoothing ", SR.el("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: opt.smooth, id: "smooth",
         on: { change: (ev) => { opt.smooth = +ev.target.value; rerender(); } } })),
+      baselineIds(true).length ? SR.el("label", { title: "the baseline runs (init(baseline=...)) drawn faint and dashed" },
+        SR.el("input", { type: "checkbox", id: "showbaseline", checked: opt.baseline,
+          on: { change: (ev) => { opt.baseline = ev.target.checked; rerender(); } } }), " baseline") : null,
       SR.el("label", {}, SR.el("input", { type: "checkbox", id: "logy", checked: opt.logY,
         on: { change: (ev) => { opt.logY = ev.target.checked; rerender(); } } }), " log y"),
       SR.el("label", {}, "x ", SR.el("select", { id: "xaxis", on: { change: (ev) => { opt.axis = ev.target.value; rerender(); } } },
@@ -178,6 +198,13 @@
       await SR.ensureSelection();
       const payloads = await SR.loadSelected(false);
       for (const p of payloads) if (!SR.series[p.id]) await loadSeries(p.id);
+      for (const b of baselineIds(true)) {
+        if (SR.series[b]) continue;
+        try {
+          SR.payloads[b] = SR.payloads[b] || await SR.api("/api/run/" + encodeURIComponent(b));
+          SR.series[b] = await SR.api("/api/run/" + encodeURIComponent(b) + "/series");
+        } catch (e) { SR.notice("baseline run " + b + ": " + e.message); SR.series[b] = {}; }
+      }
       grid = SR.el("div", { id: "chart-grid" });
       main.replaceChildren(controls(), grid);
       draw();

@@ -55,6 +55,11 @@
     const tables = [], series = [{ label: spec.axis === "step" ? spec.stepLabel : spec.axis === "time" ? "time" : "seconds" }];
     for (const run of spec.runs) {
       const [xs, ys] = table(run, spec.axis, spec.logY);
+      if (run.faint) { // a baseline run: one thin dashed line behind the runs' own
+        tables.push([xs, spec.smooth > 0 ? ema(ys, spec.smooth) : ys]);
+        series.push({ label: run.label, stroke: fade(run.color, 0.7), width: 1, dash: [5, 4], spanGaps: false, value: legend });
+        continue;
+      }
       if (spec.smooth > 0) {
         tables.push([xs, ys, ema(ys, spec.smooth)]);
         series.push({ label: run.label + " (raw)", stroke: fade(run.color, 0.25), width: 1, spanGaps: false, value: legend });
