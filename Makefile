@@ -29,7 +29,7 @@ demo: $(VENV)/.demo
 # --dist loadgroup: the browser tests (one server, one chromium per module) stay on one worker.
 test: lint browser
 	$(BIN)/python -m pip check  # the offline part of the dependency audit (see make audit)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15 tests
 
 # The browser tests (tests/ui) drive Debian's chromium through playwright (never a
 # browser download). Installed here when missing and we are root; otherwise a notice:

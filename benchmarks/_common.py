@@ -51,6 +51,9 @@ def parse_args(doc: str | None, extra: Callable[[argparse.ArgumentParser], None]
                ) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     p.add_argument("--quick", action="store_true", help="a fast smoke variant (smaller sizes)")
+    p.add_argument("--smoke", action="store_true",
+                   help="the test suite's check that every row is written: --quick with one "
+                        "repetition and the smallest sizes (figures mean nothing)")
     p.add_argument("--json", type=Path, default=None, help="write the result rows here")
     p.add_argument("--out", type=Path, default=RESULTS,
                    help="folder for side outputs (CSV, PNG); default: benchmarks/results/")
@@ -58,7 +61,9 @@ def parse_args(doc: str | None, extra: Callable[[argparse.ArgumentParser], None]
                    help="scratch folder for runs (default: a fresh temporary folder)")
     if extra is not None:
         extra(p)
-    return p.parse_args()
+    args = p.parse_args()
+    args.quick = args.quick or args.smoke
+    return args
 
 
 def workdir(args: argparse.Namespace, name: str) -> Path:

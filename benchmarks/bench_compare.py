@@ -123,8 +123,8 @@ def main() -> None:
     args = parse_args(__doc__)
     started = now()
     quick = args.quick
-    n = 100 if quick else 1000
-    reps = 3 if quick else 5
+    n = 20 if args.smoke else 100 if quick else 1000
+    reps = 1 if args.smoke else 3 if quick else 5
     base = workdir(args, "compare")
     env = bench_env(base, STEADYRUN_METADATA="0", PYTHONDONTWRITEBYTECODE=None,
                     PYTHONPYCACHEPREFIX=str(base / "pycache"), COLUMNS="160")

@@ -101,6 +101,8 @@ def main() -> None:
     # milliseconds a call.
     n_calls = {10: 2_000, 100: 500} if quick else {10: 10_000, 100: 2_000}
     reps = 2 if quick else 5
+    if args.smoke:
+        n_calls, reps = {10: 300, 100: 100}, 1
     plan = [(v, n) for n in sizes for v in VARIANTS]
     for v in VARIANTS:  # warm-up: the bytecode cache and each variant's store
         measure(v, 50, 10, 10, base / "stores" / v, env, timeout=300)
@@ -113,8 +115,8 @@ def main() -> None:
                                        env, timeout=600))
 
     # Amortised: fresh processes, steadyrun and the floor alternating.
-    amort_n = 10_000 if quick else 50_000
-    amort_reps = 3 if quick else 5
+    amort_n = 1_000 if args.smoke else 10_000 if quick else 50_000
+    amort_reps = 1 if args.smoke else 3 if quick else 5
     amort: dict[tuple[str, int], list[dict]] = {(w, n): [] for w in ("steadyrun", "floor")
                                                 for n in sizes}
     (base / "stores" / "amort").mkdir(parents=True, exist_ok=True)

@@ -268,8 +268,9 @@ def main() -> None:
     env = bench_env(base)
     use_env(env)
     hidden, step_ms = calibrate()
-    block = 200 if args.quick else 600
-    reps = 2 if args.quick else 8  # a fresh worker per block: 5 to 10 s each
+    block = 50 if args.smoke else 200 if args.quick else 600
+    # a fresh worker per block: 5 to 10 s each
+    reps = 1 if args.smoke else 2 if args.quick else 8
 
     res: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for r in range(reps):

@@ -76,7 +76,7 @@ def plot(path, curve: list[tuple[int, float, float]], n_rows: int) -> bool:
 def main() -> None:
     args = parse_args(__doc__)
     started = now()
-    n_rows = 1_000_000 if args.quick else 10_000_000
+    n_rows = 200_000 if args.smoke else 1_000_000 if args.quick else 10_000_000
     every = 10_000 if args.quick else 50_000
     base = workdir(args, "memory")
     use_env(bench_env(base))
@@ -115,7 +115,7 @@ def main() -> None:
 
     # Baseline: a history kept in memory, on a shorter stretch, in a fresh process (this
     # one has free heap left from the steadyrun part, which would hide the growth).
-    n_naive = 100_000 if args.quick else 500_000
+    n_naive = 20_000 if args.smoke else 100_000 if args.quick else 500_000
     naive_per_m = json.loads(subprocess.run(
         [PY, "-c", NAIVE, str(n_naive)], capture_output=True, text=True, check=True,
         timeout=300).stdout)["mb_per_m"]

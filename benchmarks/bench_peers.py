@@ -374,13 +374,13 @@ def main() -> None:
         "--reps", type=int, default=0, help="repetitions per system (default: 5; quick: 2)"))
     started = now()
     quick = args.quick
-    reps = args.reps or (2 if quick else 5)
+    reps = args.reps or (1 if args.smoke else 2 if quick else 5)
     # The same N for every system, so that none is measured on a shorter or longer run
     # than another (a queue that grows, a file that gets longer); the peers that cost
     # milliseconds per call get fewer calls (SLOW), and so does a second steadyrun.
     # About 5 min in full on 2 busy CPUs (load 4): at 20,000 and 1,000 calls it took 10.
-    n_full = 2_000 if quick else 10_000
-    n_slow = 200 if quick else 500
+    n_full = 300 if args.smoke else 2_000 if quick else 10_000
+    n_slow = 50 if args.smoke else 200 if quick else 500
     base = workdir(args, "peers")
     env = bench_env(base, PYTHONDONTWRITEBYTECODE=None,
                     PYTHONPYCACHEPREFIX=str(base / "pycache"),

@@ -214,7 +214,7 @@ def write_segment_run(base, n_rows: int):
 
 def columns_rows(args, base, env, reps: int) -> list[dict]:
     """f3-f6: the columnar reads (extra `frames`)."""
-    n_rows = 100_000 if args.quick else 1_000_000
+    n_rows = 20_000 if args.smoke else 100_000 if args.quick else 1_000_000
     t0 = now()
     rdir = log_columns_run(n_rows)
     write_s = now() - t0
@@ -226,7 +226,7 @@ def columns_rows(args, base, env, reps: int) -> list[dict]:
         cold.append(child(COLS_COLD, path, env))
         floor.append(child(READ_FLOOR, path, env))
         imp.append(child(IMPORT_PA, path, env))
-    big_rows = 1_000_000 if args.quick else 10_000_000
+    big_rows = 100_000 if args.smoke else 1_000_000 if args.quick else 10_000_000
     t0 = now()
     big = write_segment_run(base, big_rows)
     big_write = now() - t0

@@ -104,8 +104,8 @@ def main() -> None:
     child_json([PY, "-c", INIT_SR, "offline"], env)
     child_json([PY, "-c", INIT_WB, here], env)
 
-    n_sr = 4 if quick else 10
-    n_wb = 2 if quick else 3
+    n_sr = 2 if args.smoke else 4 if quick else 10
+    n_wb = 1 if args.smoke else 2 if quick else 3
     imp_sr, imp_wb, heavy_import = [], [], set()
     for i in range(n_sr):
         t, heavy = import_time("steadyrun", env)

@@ -361,9 +361,9 @@ def main() -> None:
         "--reps", type=int, default=0, help="repetitions of u1 and u2 (default 5; quick 2)"))
     started = now()
     quick = args.quick
-    n_rows = 50_000 if quick else 1_000_000
-    n_runs = 20 if quick else 100
-    reps = args.reps or (2 if quick else 5)
+    n_rows = 10_000 if args.smoke else 50_000 if quick else 1_000_000
+    n_runs = 5 if args.smoke else 20 if quick else 100
+    reps = args.reps or (1 if args.smoke else 2 if quick else 5)
     base = workdir(args, "ui")
     env = bench_env(base, STEADYRUN_METADATA="0", PYTHONDONTWRITEBYTECODE=None,
                     PYTHONPYCACHEPREFIX=str(base / "pycache"),
@@ -390,7 +390,7 @@ def main() -> None:
     try:
         u1 = first_paint(browser, big_root, rid, rdir, env, reps)
         u2 = runs_table(browser, many_root, env, n_runs, reps)
-        u3 = report(big_root, rid, env, base, 2 if quick else 3)
+        u3 = report(big_root, rid, env, base, 1 if args.smoke else 2 if quick else 3)
         u4 = trackio_paint(browser, base, env, n_rows, quick)
     finally:
         if browser is not None:

@@ -120,9 +120,10 @@ def run_script(script: str, ids: list[str], timeout: int, args: argparse.Namespa
     out_json = scratch / f"{script}.json"
     cmd = [sys.executable, str(HERE / script), "--json", str(out_json), "--out", str(args.out),
            "--workdir", str(scratch / "work")]
-    if args.quick:
-        cmd.append("--quick")
-    print(f"== {script}{' --quick' if args.quick else ''}", flush=True)
+    flag = "--smoke" if args.smoke else "--quick" if args.quick else ""
+    if flag:
+        cmd.append(flag)
+    print(f"== {script}{' ' + flag if flag else ''}", flush=True)
     t0 = time.perf_counter()
     load0 = loadavg()
     try:
@@ -259,6 +260,8 @@ def update_readme(rows: list[dict[str, Any]], meta: dict[str, Any],
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    p.add_argument("--smoke", action="store_true",
+                   help="the test suite's run: --quick, one repetition, smallest sizes")
     p.add_argument("--out", type=Path, default=RESULTS,
                    help="where results.md/json and the scripts' side outputs go")
     p.add_argument("--only", default="", help="comma-separated sections, e.g. a,f")
@@ -266,6 +269,7 @@ def main() -> int:
                    help="with --only: keep the other sections' rows of the existing "
                         "results.json (each row names the commit it was measured at)")
     args = p.parse_args()
+    args.quick = args.quick or args.smoke
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     only = {s.strip() for s in args.only.split(",") if s.strip()}

@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark suite: `run_all.py --quick` writes the whole table.
+"""Smoke test of the benchmark suite: `run_all.py --smoke` writes the whole table.
 
 Benchmarks are never timed unit tests: this checks that every script runs on this
 machine and reports each of its rows, in order, in results.md and results.json. It
@@ -23,7 +23,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 def test_run_all_quick_writes_every_row(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("STEADYRUN_", "WANDB_"))}
-    proc = subprocess.run([sys.executable, str(BENCH / "run_all.py"), "--quick", "--out",
+    proc = subprocess.run([sys.executable, str(BENCH / "run_all.py"), "--smoke", "--out",
                            str(tmp_path)], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=850)
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
