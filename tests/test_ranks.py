@@ -30,7 +30,10 @@ SCRIPT = textwrap.dedent("""
         run.log({"worker/value": float(rank)})
     run.summary.update({"final": 1.0})
     run.finish()
-    print("RUN", rank, type(run).__name__, run.id, flush=True)
+    # One write(2) of a whole line: both ranks share torchrun's stdout pipe, and print()
+    # with several arguments may write them piece by piece (unbuffered), interleaving
+    # the ranks' lines ("RUNRUN 0 Run ..."); a write under PIPE_BUF bytes is atomic.
+    os.write(1, f"RUN {rank} {type(run).__name__} {run.id}\\n".encode())
     dist.destroy_process_group()
 """)
 
