@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..store.digest import goal_of
+from ..store.digest import goals_of
 from ..store.layout import runs_dir
 from ..store.rules import (
     DEFAULT_K,
@@ -110,17 +110,6 @@ def best_run(root: str | os.PathLike[str] | None, project: str | None,
                             f"value of {key}")
     pick = min if goal == "min" else max
     return pick(scored, key=lambda vd: vd[0])[1]
-
-
-def goals_of(digests: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """key -> 'min' / 'max' over the runs' metric definitions (the first one decides)."""
-    out: dict[str, str] = {}
-    for d in digests:
-        for key, spec in (d.get("metrics") or {}).items():
-            goal = goal_of(spec)
-            if goal is not None:
-                out.setdefault(key, goal)
-    return out
 
 
 def settle(rules: Sequence[Rule], goals: Mapping[str, str],

@@ -23,13 +23,13 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from ..store.digest import goal_of
+from ..store.digest import goals_of
 from ..store.steps import step_metric_of
 from .digest import run_digest
 from .select import is_many, select_runs
@@ -39,18 +39,6 @@ GOAL_WORDS = {"min": "minimize", "max": "maximize"}
 
 def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def goals_of(digests: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """key -> "min" / "max" over the runs' metric definitions (the first run that defines
-    a goal for a key decides)."""
-    out: dict[str, str] = {}
-    for d in digests:
-        for key, spec in (d.get("metrics") or {}).items():
-            goal = goal_of(spec)
-            if goal and key not in out:
-                out[key] = goal
-    return out
 
 
 def best_of(entry: Mapping[str, Any] | None, goal: str | None) -> tuple[Any, Any]:

@@ -14,12 +14,12 @@ Pure functions of records: the same fold runs in the writer and in the reader.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 from typing import Any
 
 from .records import GOALS
 from .steps import is_step_metric, step_metric_of
-from .values import restore_values
+from .values import plain, restore_values
 
 VERSION = 1
 
@@ -28,13 +28,6 @@ def new() -> dict[str, Any]:
     return {"v": VERSION, "offset": 0, "rows": 0, "keys": {}, "summary": {}, "config": {},
             "metrics": {}, "steps": {}, "events": {}, "alerts": 0, "open": None,
             "close": None}
-
-
-def plain(value: Any) -> Any:
-    """Non-finite floats by name (JSON has no NaN), as the segments write them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if value != value else ("inf" if value > 0 else "-inf")
-    return value
 
 
 def _number(value: Any) -> bool:
@@ -110,6 +103,18 @@ def goal_of(spec: dict[str, Any] | None) -> str | None:
     if not spec:
         return None
     return GOALS.get(spec.get("goal") or spec.get("summary") or "")
+
+
+def goals_of(digests: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """key -> "min" / "max" over runs' metric definitions; the first run that defines a
+    goal for a key decides (compare, leaderboard, baselines, check)."""
+    out: dict[str, str] = {}
+    for d in digests:
+        for key, spec in (d.get("metrics") or {}).items():
+            goal = goal_of(spec)
+            if goal is not None:
+                out.setdefault(key, goal)
+    return out
 
 
 def merge(digests: list[dict[str, Any]]) -> dict[str, Any]:

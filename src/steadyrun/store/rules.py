@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .records import GOALS
+from .values import plain
 
 DEFAULT_TOLERANCE = "1%"  # relative, for goal metrics without a rule
 DEFAULT_K = 2.0  # noise band: mean -/+ k * std
@@ -379,11 +380,4 @@ def stats_at(curves: Sequence[tuple[Sequence[float], Sequence[float]]], step: fl
 def fmt(x: Any) -> str:
     """A value as tables and alerts show it: 4 significant digits."""
     return f"{x:.4g}" if isinstance(x, float) else str(x)
-
-
-def plain(x: Any) -> Any:
-    """JSON has no NaN: non-finite floats by name, like the segments write them."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return "NaN" if x != x else ("inf" if x > 0 else "-inf")
-    return x
 

@@ -36,6 +36,14 @@ def nonfinite_tag(x: float) -> str:
     return "inf" if x > 0 else "-inf"
 
 
+def plain(value: Any) -> Any:
+    """A value JSON can carry: a non-finite float by name ("NaN", "inf", "-inf", as a
+    summary is shown), anything else as it is. Digests, rules and the dashboard use it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("inf" if value > 0 else "-inf")
+    return value
+
+
 def restore_nonfinite(tag: str) -> float:
     return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[tag]
 

@@ -13,7 +13,6 @@ has something to show and says what is missing.
 
 from __future__ import annotations
 
-import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,22 +23,15 @@ from ..read.frames import rows_of, segment_source
 from ..read.overview import overview
 from ..read.reader import RunData
 from ..read.side import SideScan, side_records
+from ..store.digest import goal_of
 from ..store.layout import MANIFEST, is_run_id, read_sink_status
 from ..store.manifest import manifest_of
-from ..store.records import GOALS
 from ..store.segment_reader import list_segments
 from ..store.steps import is_step_metric, namespace_of_step, step_metric_of
-from ..store.values import restore_values
+from ..store.values import plain, restore_values
 from . import downsample
 
 AXES = ("step", "time")
-
-
-def plain(value: Any) -> Any:
-    """A value JSON can carry: non-finite floats as their names, as on disk."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if value != value else ("inf" if value > 0 else "-inf")
-    return value
 
 
 class RunView:
@@ -231,7 +223,7 @@ class RunView:
         """Per metric with a goal (or a min/max summary): its best value and the step."""
         out = {}
         for key, spec in metrics.items():
-            side = GOALS.get(spec.get("goal") or spec.get("summary") or "")
+            side = goal_of(spec)
             if side is None:
                 continue
             cols = self.columns(key)
