@@ -64,19 +64,23 @@ class Catalog:
         return out
 
     def file(self, run_id: str, rel: str) -> Path | None:
-        """A file of a run folder named by its relative path, or None: never a path out
-        of the run folder (`..`, absolute paths, NUL bytes, symlinks leading out)."""
+        """A file of a run folder named by its relative path (`run_file`), or None."""
         view = self.view(run_id)
-        if view is None or not rel or "\0" in rel or rel.startswith(("/", "\\")):
-            return None
-        parts = Path(rel).parts
-        if any(p in ("..", ".") for p in parts):
-            return None
-        path = view.dir / rel
-        try:
-            real = path.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return None
-        if not real.is_file() or not real.is_relative_to(view.dir.resolve()):
-            return None
-        return real
+        return None if view is None else run_file(view.dir, rel)
+
+
+def run_file(rdir: Path, rel: str) -> Path | None:
+    """A file of the run folder `rdir` named by its relative path, or None: never a path
+    out of the folder (`..`, absolute paths, NUL bytes, symlinks leading out). The server
+    and the report both take run files through here."""
+    if not rel or "\0" in rel or rel.startswith(("/", "\\")):
+        return None
+    if any(p in ("..", ".") for p in Path(rel).parts):
+        return None
+    try:
+        real = (rdir / rel).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not real.is_file() or not real.is_relative_to(rdir.resolve()):
+        return None
+    return real

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from . import extras
+from .catalog import run_file
 from .model import RunView
 from .server import JSON_OPTS, STATIC
 
@@ -27,12 +28,8 @@ MAX_IMAGE = 4 << 20  # bytes of one image embedded; a larger one is listed, not 
 
 
 def _data_uri(view: RunView, rel: str) -> str | None:
-    path = (view.dir / rel)
-    try:
-        real = path.resolve(strict=True)
-    except OSError:
-        return None
-    if not real.is_relative_to(view.dir.resolve()) or not real.is_file():
+    real = run_file(view.dir, rel)  # confined as the server confines it
+    if real is None:
         return None
     ctype = mimetypes.guess_type(real.name)[0] or ""
     if not ctype.startswith("image/") or real.stat().st_size > MAX_IMAGE:
