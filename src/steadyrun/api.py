@@ -40,6 +40,11 @@ def resolve_mode(mode: str | None) -> str:
     """Argument, then STEADYRUN_MODE, then WANDB_MODE, then auto."""
     chosen = mode or os.environ.get("STEADYRUN_MODE") or os.environ.get("WANDB_MODE") or "auto"
     chosen = {"dryrun": "offline", "run": "online"}.get(chosen, chosen)
+    if chosen == "shared":
+        raise NotImplementedError(
+            "steadyrun: W&B's mode='shared' (several processes writing one run) is how "
+            "steadyrun always works: start subprocesses with run.child_env(), or pass "
+            "all_ranks=True under torchrun; use mode='auto', 'online' or 'offline'")
     if chosen not in MODES:
         raise ValueError(f"steadyrun: mode must be one of {', '.join(MODES)}, got {chosen!r}")
     return chosen
@@ -78,9 +83,39 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     band's `regression_k` (default 2) turn on the live regression check
     (log/regression.py); kept in run.json as `baseline`, and watched again when the run
     is resumed without `baseline=`.
+    wandb.init's own arguments are taken too (`reinit`, `config_include_keys`, ...;
+    log/wandb_args.py says what each does here), so `import steadyrun as wandb` works.
+    `steadyrun.run` is the run returned last, until it finishes.
     """
-    if _unknown:
-        raise TypeError(f"steadyrun.init() got unknown arguments: {', '.join(_unknown)}")
+    reinit = None
+    if _unknown:  # wandb.init's arguments (import steadyrun as wandb), else a TypeError
+        from .log.wandb_args import take_wandb_args
+
+        config, reinit = take_wandb_args(_unknown, config)
+    if isinstance(resume, bool):  # wandb's resume=True: continue `id` when it exists
+        resume = "auto" if resume else None
+    from .log import live_runs
+
+    previous = live_runs.current
+    if previous is not None and not previous.finished and reinit is not None:
+        if reinit == "return_previous":
+            return previous
+        if reinit in (True, "finish_previous"):
+            previous.finish()
+    return live_runs.set_current(_init(
+        project, name, config, tags, group, job_type, notes, entity, mode, dir, resume,
+        strict, all_ranks, log_interval, gpu_stats_interval, sidecar, finish_timeout,
+        metadata, required_tags, wandb_rows_per_min, id, baseline, regression, regression_k))
+
+
+def _init(project: str | None, name: str | None, config: Any, tags: Any, group: str | None,
+          job_type: str | None, notes: str | None, entity: str | None, mode: str | None,
+          dir: Any, resume: Any, strict: bool | None, all_ranks: bool, log_interval: int,
+          gpu_stats_interval: int, sidecar: str, finish_timeout: float,
+          metadata: bool | None, required_tags: Sequence[str] | None,
+          wandb_rows_per_min: float | None, id: str | None, baseline: str | None,
+          regression: Mapping[str, Any] | None,
+          regression_k: float | None) -> Run | InertRun:
     if required_tags:
         check_required_tags(tags_of(tags), list(required_tags))
     for label, every in (("log_interval", log_interval),

@@ -146,5 +146,22 @@ class RunMapping(MutableMapping[str, Any]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._data!r})"
 
+    # wandb's config and summary are read and set as attributes too (`wandb.config.lr`),
+    # and scripts written for wandb do so (import steadyrun as wandb).
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._data[key]
+        except KeyError:
+            raise AttributeError(f"no key {key!r} here (keys: {', '.join(self._data)})") \
+                from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key.startswith("_"):
+            object.__setattr__(self, key, value)
+        else:
+            self.update({key: value})
+
     def as_dict(self) -> dict[str, Any]:
         return dict(self._data)

@@ -41,7 +41,7 @@ class InertRun:
     log_summary = define_metric = log_table = log_image = log_histogram = watch = alert = _noop
     log_leaderboard = _noop
     save = log_artifact = log_checkpoint = log_config_artifact = flush = finish = _noop
-    mark_failed = note_seeds = detach_after_fork = set_baseline = _noop
+    mark_failed = note_seeds = detach_after_fork = set_baseline = watch_tick = _noop
     finished = False
 
     def log(self, metrics: Any = None, step: Any = None, commit: bool = True,

@@ -16,6 +16,15 @@ from typing import Any
 
 active: list[Any] = []
 active_lock = threading.Lock()
+# The run `steadyrun.init` returned last in this process, until it finishes: what
+# `steadyrun.run`, `steadyrun.log(...)` and `steadyrun.config` use (wandb.run's meaning).
+current: Any = None
+
+
+def set_current(run: Any) -> Any:
+    global current
+    current = run
+    return run
 
 
 def register(run: Any) -> None:
@@ -25,9 +34,12 @@ def register(run: Any) -> None:
 
 
 def forget(run: Any) -> None:
+    global current
     with active_lock:
         if run in active:
             active.remove(run)
+        if current is run:
+            current = None
 
 
 _hooks_installed = False

@@ -25,6 +25,7 @@ from ..store.steps import StepTracker, is_step_metric, step_metric_of
 from ..store.values import Rejected, check_key, nonfinite_tag, to_number
 from .config_input import RunMapping
 from .deferred import DeferredRows, deferrable, hold
+from .media_values import split_values
 from .port import RunPort
 from .run_baseline import RunBaseline
 from .run_extras import RunExtras
@@ -179,6 +180,11 @@ class Run(RunSaid, RunExtras, RunBaseline):
             self._bad("<metrics>", metrics, f"log() takes a mapping of key to number, got "
                                             f"{type(metrics).__name__}")
             return
+        media = None
+        if not _NUMERIC.issuperset(map(type, metrics.values())):
+            # Image, Table and Histogram (wandb's forms): recorded at the x this row
+            # gets, after it (media_values.py).
+            metrics, media = split_values(metrics)
         values, nf = self._clean_numbers(metrics)
         if step is not None:
             step = self._clean_step(step)
@@ -196,23 +202,29 @@ class Run(RunSaid, RunExtras, RunBaseline):
                             del nf[k]
                 if step is None:
                     step = self._pending_step
-            if not commit:
-                self._pending, self._pending_nf, self._pending_step = values, nf, step
-                return
-            self._pending = self._pending_nf = self._pending_step = None
-            if not values:
-                return
-            if step is None:
-                x = self._step
-                self._step = x + 1
-            else:
-                x = step
-            regressions = self._steps.stamp(values, x)
+            regressions = None
             due = False
-            if _PLAIN.issuperset(map(type, values.values())):
-                self._append(records.encode(records.row(x, _time(), values, nf)))
-            else:  # it holds tensors: written with its interval's one host transfer
-                due = self._deferred.add(x, _time(), values, nf, self.log_interval)
+            if not commit or not values:
+                if commit:
+                    self._pending = self._pending_nf = self._pending_step = None
+                else:
+                    self._pending, self._pending_nf, self._pending_step = values, nf, step
+                # Media of an uncommitted row: at the x it gets when committed without step=
+                x = step if step is not None else self._step if values else None
+            else:
+                self._pending = self._pending_nf = self._pending_step = None
+                if step is None:
+                    x = self._step
+                    self._step = x + 1
+                else:
+                    x = step
+                regressions = self._steps.stamp(values, x)
+                if _PLAIN.issuperset(map(type, values.values())):
+                    self._append(records.encode(records.row(x, _time(), values, nf)))
+                else:  # it holds tensors: written with its interval's one host transfer
+                    due = self._deferred.add(x, _time(), values, nf, self.log_interval)
+        if media:
+            self._log_media(media, x)
         if due:
             self._read_deferred()
         if regressions:

@@ -42,6 +42,7 @@ class RunExtras:
     _sized_model: Any
     _checkpoints: Any
     _media_counter: int
+    _watch_calls: int = 0  # committed steadyrun.log() calls since watch (watch_tick)
     _leaderboard: Any = None  # read/leaderboard's table, given by api through start_run
     _append: Any
     _bad: Any
@@ -204,9 +205,19 @@ class RunExtras:
         if self._watched is not None:
             self._watch_step(step, prefix)
 
-    def _watch_step(self, step: int, prefix: str = "") -> None:
+    def watch_tick(self) -> None:
+        """After each committed `steadyrun.log(...)` (wandb.log): a script written for
+        wandb never calls log_training_step, so its `watch` is served every `log_freq`-th
+        call of wandb.log (wandb counts backward passes), at that row's x."""
+        if self._watched is None:
+            return
+        self._watch_calls += 1
+        if self._watch_calls % self._watched[2] == 0:
+            self._watch_step(0, x=max(self._step - 1, 0))
+
+    def _watch_step(self, step: int, prefix: str = "", x: int | None = None) -> None:
         """The watched model's histograms when they are due (under the stage's prefix, so
-        stages restarting at step 0 keep their own axes)."""
+        stages restarting at step 0 keep their own axes), at `x` (default: `step`)."""
         model, log, log_freq, bins = self._watched
         if step % log_freq:
             return
@@ -217,7 +228,7 @@ class RunExtras:
             if log in ("gradients", "all") and param.grad is not None:
                 named[f"{prefix}gradients/{name}"] = param.grad
         if named:
-            self._log_histograms(named, step, bins)
+            self._log_histograms(named, step if x is None else x, bins)
 
     def _log_histograms(self, named: dict[str, Any], step: int | None, bins: int) -> None:
         from .histograms import check_bins, of_many
@@ -274,6 +285,39 @@ class RunExtras:
             text = f"{text}\n(level {asked}, sent as {level}: W&B has no {asked})".lstrip()
         self._append(records.encode(records.alert(redact_text(str(title)),
                                                   redact_text(text), level)))
+
+    def _log_media(self, media: list[tuple[str, Any]], x: int | None) -> None:
+        """The Image, Table and Histogram values of a `log` call (media_values.py), each
+        recorded at the x of the row they came with (None: where its namespace is)."""
+        from .media_values import Histogram, Image
+
+        for key, value in media:
+            if isinstance(value, Image):
+                self.log_image(key, value.data, caption=value.caption, step=x)
+            elif isinstance(value, Histogram):
+                if value.binned is None:
+                    self.log_histogram(key, value.values, step=x, bins=value.bins)
+                else:
+                    self._binned_histogram(key, value.binned, x)
+            else:
+                self.log_table(key, value.columns, value.data, step=x)
+
+    def _binned_histogram(self, key: str, binned: Any, x: int | None) -> None:
+        """wandb's `Histogram(np_histogram=(counts, edges))`: already binned, kept as is."""
+        try:
+            check_key(key)
+            counts, edges = ([float(c) for c in part] for part in binned)
+            if len(edges) != len(counts) + 1:
+                raise Rejected(key, f"np_histogram needs len(edges) == len(counts) + 1, got "
+                                    f"{len(counts)} counts and {len(edges)} edges", ValueError)
+        except Rejected as exc:
+            self._bad(key, binned, exc.reason, exc.exc_type)
+            return
+        except (TypeError, ValueError) as exc:
+            self._bad(key, binned, f"np_histogram must be (counts, edges): {exc}", TypeError)
+            return
+        hist = {"counts": counts, "edges": edges, "nonfinite": 0}
+        self._append(records.encode(records.histogram({key: hist}, self._x(x, key))))
 
     def _x(self, step: int | None, key: str) -> int:
         """Without step=, a table or image sits at the current point of its namespace's
