@@ -128,6 +128,8 @@ def test_by_name_keeps_16_of_16_rows_where_accelerates_wandb_tracker_keeps_12(
     regressions = [e for e in data.events if e["type"] == "step_regression"]
     assert [(e["namespace"], e["previous"], e["step"]) for e in regressions] == [
         ("loss", 3, 1), ("loss", 6, 2), ("loss", 9, 3), ("loss", 12, 4)]
+    # ... at the user's accelerator.log(...) line, not in Accelerate's tracking.py
+    assert {e["site"].rsplit(":", 1)[0] for e in regressions} == {str(tmp_path / "script.py")}
     assert data.config == {"lr": 0.1, "epochs": 4}
     assert data.manifest["project"] == "musubi" and data.manifest["name"] == "trap"
     assert data.manifest["tags"] == ["accelerate"] and data.state == "finished"
