@@ -128,6 +128,7 @@ def test_save_alert_define_metric_artifact_and_watch(local, tmp_path):
     assert (rec["name"], rec["type"], rec["aliases"], sorted(rec["files"])) == \
         ("bundle", "dataset", ["v1"], ["a.txt", "meta/c.json"])
     assert rec["metadata"] == {"rows": 3}
+    assert rec["path"] == str(run.dir / "artifacts" / "staged" / "bundle-0")  # hard links
     # parameters every 2nd wandb.log call, at that row's x (1 and 3)
     assert [(h["x"], sorted(h["v"])) for h in data.histograms] == \
         [(x, ["parameters/bias", "parameters/weight"]) for x in (1, 3)]

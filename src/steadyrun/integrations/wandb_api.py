@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from ..log import live_runs
+from ..log.checkpoints import artifact_name
+from ..store.layout import staged_dir
 
 
 def _run(what: str) -> Any:
@@ -233,12 +235,8 @@ def log_artifact(artifact_or_path: Any, name: str | None = None, type: str | Non
 
 def _staged(run: Any, art: Artifact) -> Path:
     """Several entries (or a renamed one) in one folder, as W&B stages them: hard links
-    where the filesystem allows, else copies, under the run's `staged/` folder."""
-    staged = Path(run.dir) / "staged"
-    n = 0
-    while (staged / f"{art.name}-{n}").exists():  # each log_artifact keeps its own files
-        n += 1
-    root = staged / f"{art.name}-{n}"
+    where the filesystem allows, else copies, under the run's `artifacts/staged/`."""
+    root = staged_dir(Path(run.dir), artifact_name(art.name))
     for src, rename in art.entries:
         dest = root / (rename or src.name)
         if src.is_dir():

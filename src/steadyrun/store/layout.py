@@ -34,7 +34,9 @@ SEGMENTS = "segments"
 SINKS = "sinks"
 MEDIA = "media"
 FILES = "files"
-RUN_FOLDERS = (SEGMENTS, MEDIA, FILES, "artifacts", SINKS)
+ARTIFACTS = "artifacts"
+STAGED = "staged"  # under artifacts/: a wandb.Artifact's files gathered (hard links)
+RUN_FOLDERS = (SEGMENTS, MEDIA, FILES, ARTIFACTS, SINKS)
 SEGMENT_SUFFIX = ".jsonl"
 HEARTBEAT_SUFFIX = ".beat"
 CACHE = "cache"
@@ -144,6 +146,16 @@ def sidecar_log_path(rdir: Path) -> Path:
 
 def files_dir(rdir: Path) -> Path:
     return rdir / FILES
+
+
+def staged_dir(rdir: Path, name: str) -> Path:
+    """A folder of its own for one `log_artifact(wandb.Artifact)` of several files: the
+    first `artifacts/staged/<name>-<n>` not taken yet."""
+    base = rdir / ARTIFACTS / STAGED
+    n = 0
+    while (base / f"{name}-{n}").exists():
+        n += 1
+    return base / f"{name}-{n}"
 
 
 def is_run_dir(path: Path) -> bool:
