@@ -36,13 +36,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import transformers
 from transformers.trainer_callback import TrainerCallback, TrainerControl, TrainerState
 from transformers.training_args import TrainingArguments
 
 from ..api import init
+from ..log.callsite import skip_frames_of
 from ..log.inert import InertRun
 from ..log.run import Run
 from ..store.values import SteadyrunWarning
+
+# A warning made during trainer.train() names the user's line, not transformers/trainer.py.
+skip_frames_of(transformers)
 
 __all__ = ["END_KEYS", "STATE_FILE", "SteadyrunCallback", "register"]
 
