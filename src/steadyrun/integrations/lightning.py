@@ -48,15 +48,20 @@ from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
+import lightning
 from lightning.fabric.utilities.logger import _convert_params, _sanitize_callable_params
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers.logger import Logger
 
 from ..api import attach, init
+from ..log.callsite import skip_frames_of
 from ..log.inert import InertRun
 from ..log.run import Run
 from ..read.reader import open_run
 from ..store.layout import new_run_id
+
+# A warning made inside trainer.fit() names the user's line, not lightning's loop files.
+skip_frames_of(lightning)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
