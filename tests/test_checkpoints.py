@@ -174,6 +174,31 @@ def test_the_best_checkpoint_gets_the_alias_best_and_keeps_its_metadata(new_run,
         True, True, False]
 
 
+def test_a_resumed_run_keeps_the_best_checkpoint_of_its_earlier_processes(
+        new_run, tmp_path, sr_root):
+    """Found by the framework adapters: the best metric lived only in the process, so the
+    first checkpoint after a resume took `best` from a better one."""
+    ckpt = tmp_path / "ckpt.pt"
+    ckpt.write_bytes(b"w")
+    run = new_run(id="ckpts")
+    run.log_checkpoint(ckpt, metric=0.5)
+    run.log_checkpoint(ckpt, metric=0.6)
+    state = run.state_dict()
+    assert state["best_checkpoint"] == 0.5
+    run.finish()
+    again = new_run(id="ckpts")                    # resumed in its folder: read from it
+    again.log_checkpoint(ckpt, metric=0.7)         # worse than 0.5: not the best
+    again.log_checkpoint(ckpt, metric=0.4)         # better: the best
+    again.finish()
+    assert ["best" in a["aliases"] for a in steadyrun.open_run("ckpts").artifacts] == [
+        True, False, False, True]
+    elsewhere = new_run(resume=state, dir=tmp_path / "other")  # another root: from the state
+    elsewhere.log_checkpoint(ckpt, metric=0.55)
+    elsewhere.finish()
+    (rec,) = steadyrun.open_run("ckpts", tmp_path / "other").artifacts
+    assert "best" not in rec["aliases"]
+
+
 def test_uploaded_checkpoint_metadata_reaches_wandb(tmp_path):
     from wandb_helpers import run_script, wandb_files
 

@@ -167,6 +167,7 @@ def _init(project: str | None, name: str | None, config: Any, tags: Any, group: 
     manifest: dict[str, Any] = {}
     steps: dict[str, Any] = {}
     global_step = 0
+    best_checkpoint = None
     if resumed:
         from .read.reader import open_run
 
@@ -174,9 +175,12 @@ def _init(project: str | None, name: str | None, config: Any, tags: Any, group: 
         # older checkpoint re-logs its steps with step_regression events, never silently.
         prior = open_run(rdir)
         steps, global_step = prior.last_steps, prior.next_global_step
+        best_checkpoint = _best_checkpoint(prior.artifacts)
     if resume_state is not None:
         steps = {**dict(resume_state.get("steps") or {}), **steps}
         global_step = int(resume_state.get("global_step") or 0)
+        if best_checkpoint is None and _is_number(resume_state.get("best_checkpoint")):
+            best_checkpoint = float(resume_state["best_checkpoint"])
     if resumed:
         try:
             manifest = read_manifest(rdir)
@@ -231,7 +235,21 @@ def _init(project: str | None, name: str | None, config: Any, tags: Any, group: 
                                "resolve": _resolver(root_dir(dir), manifest["project"],
                                                     run_id)},
                      sidecar=_sidecar(sidecar, finish_timeout) if ships else None,
-                     leaderboard=_leaderboard_table)
+                     leaderboard=_leaderboard_table, best_checkpoint=best_checkpoint)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _best_checkpoint(artifacts: list[dict[str, Any]]) -> float | None:
+    """The metric of the last checkpoint that took the alias `best`: the best so far of
+    the run's earlier processes, which a resumed run's checkpoints must beat."""
+    for rec in reversed(artifacts):
+        metric = (rec.get("metadata") or {}).get("metric")
+        if "best" in (rec.get("aliases") or []) and _is_number(metric):
+            return float(metric)
+    return None
 
 
 def _leaderboard_table(root: Path, **filters: Any) -> tuple[list[str], list[list[Any]]]:

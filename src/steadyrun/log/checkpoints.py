@@ -244,9 +244,12 @@ class CheckpointLog:
     """A Run's checkpoints and artifacts: the calls above, plus the best metric so far
     (which checkpoint holds the alias `best`). One per Run, made on first use."""
 
-    def __init__(self, port: RunPort) -> None:
+    def __init__(self, port: RunPort, best: float | None = None) -> None:
         self.port = port
-        self.best: list[float] = []  # the best checkpoint metric recorded, once there is one
+        # The best checkpoint metric recorded, once there is one; a resumed run starts from
+        # its earlier processes' best (api.py reads it), or its first checkpoint would take
+        # the alias `best` from a better one.
+        self.best: list[float] = [best] if best is not None else []
 
     def checkpoint(self, path: str | os.PathLike[str], **kwargs: Any) -> dict[str, Any] | None:
         return log_checkpoint(self.port, self.best, path, **kwargs)

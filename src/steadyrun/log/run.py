@@ -283,9 +283,13 @@ class Run(RunSaid, RunExtras, RunBaseline):
         self._writer.flush()
         pending = len(self._deferred) + (self._pending is not None)
         ships = self.mode in ("auto", "online", "offline")
+        best = self._checkpoints.best if self._checkpoints is not None else []
+        best_checkpoint = best[0] if best else self._best_checkpoint
         return {"run_id": self.id, "global_step": self._step, "steps": dict(self._steps.last),
                 "sinks": {name: {"next_step": n + pending}
-                          for name, n in stepped_bound(self.dir, ships).items()}}
+                          for name, n in stepped_bound(self.dir, ships).items()},
+                **({"best_checkpoint": best_checkpoint} if best_checkpoint is not None
+                   else {})}
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """Environment for a subprocess: its plain `steadyrun.init()` joins this run."""

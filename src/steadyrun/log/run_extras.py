@@ -43,6 +43,7 @@ class RunExtras:
     _checkpoints: Any
     _media_counter: int
     _watch_calls: int = 0  # committed steadyrun.log() calls since watch (watch_tick)
+    _best_checkpoint: float | None = None  # a resumed run's best so far (run_start)
     _leaderboard: Any = None  # read/leaderboard's table, given by api through start_run
     _append: Any
     _bad: Any
@@ -374,7 +375,7 @@ class RunExtras:
         if self._checkpoints is None:
             from .checkpoints import CheckpointLog
 
-            self._checkpoints = CheckpointLog(self._port)
+            self._checkpoints = CheckpointLog(self._port, best=self._best_checkpoint)
         return self._checkpoints
 
 

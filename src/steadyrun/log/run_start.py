@@ -38,14 +38,15 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
               log_interval: int = 10, gpu_stats_interval: int = 100,
               metadata: bool = False, baseline: dict[str, Any] | None = None,
               sidecar: Callable[[Run], Sidecar] | None = None,
-              leaderboard: Callable[..., Any] | None = None) -> Run:
+              leaderboard: Callable[..., Any] | None = None,
+              best_checkpoint: float | None = None) -> Run:
     """A Run writing its own new segment of the run at `rdir`, registered for the
     process's exit hooks. `sidecar(run)` makes the owner's sidecar once the config and
     the metadata collection have started. `baseline` (api.py: ref, spec, refused,
     resolve) sets up the live regression check (run_baseline.py).
     `leaderboard(root, **filters)` gives the
     (columns, rows) that `run.log_leaderboard` logs (the reader's ranking, which log/
-    cannot import)."""
+    cannot import). `best_checkpoint`: the metric of a resumed run's `best` checkpoint."""
     writer_name = f"{role}-{os.getpid()}-{os.urandom(2).hex()}"
     segment = segment_path(rdir, writer_name)
     heartbeat = Heartbeat(heartbeat_path(segment))
@@ -56,6 +57,7 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
     run = Run(run_id=run_id, rdir=rdir, writer=writer, manifest=manifest, role=role, mode=mode,
               strict=strict, steps=steps, global_step=global_step, key_prefix=key_prefix)
     run._leaderboard = leaderboard
+    run._best_checkpoint = best_checkpoint
     run._digest = DigestKeeper(segment)
     heartbeat.callbacks.append(run._digest.update)  # every few seconds, writer thread
     run._digest.observers.append(run._observe_rows)  # live regression check
