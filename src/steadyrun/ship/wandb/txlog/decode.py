@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -219,6 +219,9 @@ def load(
     run_id: str | None = None,
     *,
     verify_crc: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    on_record: Callable[[Any], None] | None = None,
+    keep_records: bool = True,
 ) -> TxLog:
     """Decode one run from its ``.wandb`` file(s) into a :class:`TxLog`.
 
@@ -227,6 +230,13 @@ def load(
     order so the result reads like one run.  Mixing different run ids is
     refused because merging them silently would produce a plausible but
     false history.
+
+    Streaming, for runs of millions of rows (`steadyrun doctor` and `import`):
+    with `on_row`, each history row is handed to it in order and not kept in
+    ``history``; with ``keep_records=False`` the raw protobufs are not kept;
+    `on_record` sees every record as it is read (console output, media, ...).
+    Memory then stays flat: the TxLog holds only summary, config, metrics,
+    files, alerts and the run's fields.
     """
     if isinstance(paths_or_dir, (str, os.PathLike)):
         p = Path(paths_or_dir)
@@ -258,7 +268,10 @@ def load(
         # only the last piece tells whether the run as a whole finished.
         log.exit_code = None
         for rec in iter_records(path, stats, verify_crc=verify_crc):
-            log.records.append(rec)
+            if keep_records:
+                log.records.append(rec)
+            if on_record is not None:
+                on_record(rec)
             kind = rec.WhichOneof("record_type")
             if kind == "history":
                 row: dict[str, Any] = {}
@@ -266,7 +279,10 @@ def load(
                     _set_path(row, _item_path(it), _item_value(it))
                 if "_step" not in row and rec.history.HasField("step"):
                     row["_step"] = rec.history.step.num
-                log.history.append(row)
+                if on_row is not None:
+                    on_row(row)
+                else:
+                    log.history.append(row)
             elif kind == "summary":
                 log._apply_summary(rec.summary)
             elif kind == "config":
