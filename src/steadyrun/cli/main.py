@@ -9,16 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check, compare, demo, leaderboard, report, runs, show, sync, ui
+from . import check, compare, demo, doctor, import_, leaderboard, report, runs, show, sync, ui
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="steadyrun", description="The `steadyrun` command: "
                                 "demo, runs, show, sync, ui, report, compare, "
-                                "leaderboard, check.")
+                                "leaderboard, check, doctor, import.")
     p.add_argument("--dir", default=None, help="root folder (default: $STEADYRUN_DIR or ./steadyrun)")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in (demo, runs, show, sync, ui, report, compare, leaderboard, check):
+    for command in (demo, runs, show, sync, ui, report, compare, leaderboard, check, doctor,
+                    import_):
         command.register(sub)
     return p
 
