@@ -54,6 +54,9 @@ SCRIPTS: list[tuple[str, str, list[str], int]] = [
     ("bench_ui.py", "u", ["u1", "u2", "u3", "u4"], 900),
     # 1,000 small runs written (about 15 s to 1 min), then leaderboard and compare timed.
     ("bench_compare.py", "l", ["l1", "l2", "l3"], 900),
+    # A 1 M-row W&B run written by raw wandb.log (about 6 min on 2 cores), then
+    # `steadyrun import` and `steadyrun doctor` timed on it.
+    ("bench_wandb_import.py", "w", ["w1", "w2"], 1800),
 ]
 # The peers of section p (the `bench` extra), named with their versions.
 PEERS = ("trackio", "tensorboardX", "mlflow", "dvclive")
@@ -70,6 +73,7 @@ SECTIONS = {
     "p": "(p) peers, each alone in its own process",
     "u": "(u) the dashboard (`steadyrun ui`), the report, and Trackio's dashboard",
     "l": "(l) deciding with runs: `steadyrun leaderboard` and `compare` over many runs",
+    "w": "(w) reading a big W&B run: `steadyrun import` and `steadyrun doctor`",
 }
 
 

@@ -45,12 +45,30 @@ def sync_command(args: argparse.Namespace) -> int:
     mode = args.mode or "auto"
     if args.follow:
         (rdir,) = _runs(args)
+        if _imported(rdir):
+            return 0
         lower_priority()
         return supervise(rdir, mode, args.owner_pid, follow=True)
     status = 0
     for rdir in _runs(args):
+        if _imported(rdir):
+            continue
         status |= _sync_once(rdir, mode, quiet=args.quiet)
     return status
+
+
+def _imported(rdir: Path) -> bool:
+    """A run made by `steadyrun import` came from W&B: shipping it would upload a copy
+    of a W&B run into W&B (under the same id: into that run). Never shipped; said once."""
+    from ..store.manifest import manifest_of
+
+    source = manifest_of(rdir).get("imported_from")
+    if not isinstance(source, dict):
+        return False
+    print(f"steadyrun: run {rdir.name} was imported from W&B run "
+          f"{source.get('wandb_run_id')} ({source.get('path')}): it is not shipped back",
+          file=sys.stderr)
+    return True
 
 
 def _sync_once(rdir: Path, mode: str, quiet: bool) -> int:

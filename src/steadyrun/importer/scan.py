@@ -1,0 +1,319 @@
+"""One pass over a W&B run's transaction logs, streamed: history rows to a callback,
+everything else (run fields, config, metric definitions, files, summary) kept.
+
+Why not `txlog.load` as it is: it decodes every record, and a W&B run writes about two
+summary records per history row (wandb-core keeps the summary up to date with each
+row), so a 1 M-row run is 3 M records, 2 M of them summaries: decoding those costs more
+than the rows themselves. Here:
+
+- the record's kind is read from the payload's first bytes (protobuf writes its fields
+  in number order: `num`, then the record's one kind), so system stats, console output
+  and telemetry are skipped without being decoded;
+- a summary record that wandb-core derived from a history row (one without `_info`: the
+  client stamps every record it sends with its stream, wandb-core does not stamp the
+  ones it makes) is skipped, and the summary is rebuilt from the rows' last values and
+  the user's own summary records, in record order. Only while that is exact: when a
+  metric asks W&B for a summary (`summary="max"`, ...) or the log's writer does not
+  stamp its records, every summary record is decoded from then on, as `txlog.load` does.
+
+The result's summary, config, metrics, files and run fields equal `txlog.load`'s
+(tests/test_import.py checks it on real W&B runs).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..ship.wandb.txlog import ScanStats, TxLog, iter_payloads
+from ..ship.wandb.txlog.decode import _set_path
+
+# The first field tag of a record of each kind we skip unread (field << 3 | 2).
+_SKIP_TAGS = frozenset((0x22, 0x3A, 0x5A, 0x6A))  # output, stats, telemetry, output_raw
+_HISTORY, _SUMMARY = 0x12, 0x1A
+_INFO_TAG = b"\xc2\x0c"  # field 200 (`_info`), written last
+_REMOVE = object()
+_loads = orjson.loads
+_JSONError = orjson.JSONDecodeError
+
+
+def _value(text: str) -> Any:
+    try:
+        return _loads(text)
+    except _JSONError:  # NaN, Infinity (W&B writes them bare), or a 65-bit integer
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+
+def _item_value(item: Any) -> Any:
+    text = item.value_json
+    if text:
+        return _value(text)
+    from ..ship.wandb.txlog.decode import _item_value as typed  # the rare typed encoding
+
+    return typed(item)
+
+
+def _path(item: Any) -> tuple[str, ...]:
+    nk = item.nested_key
+    return tuple(nk) if nk else (item.key,)
+
+
+# A HistoryItem of one key and a value_json, each under 128 bytes:
+# 0x0a len | 0x12 klen key | 0x82 0x01 vlen value. JSON and keys hold no control byte,
+# so the greedy text stops at the next item's tag (0x0a) or the step's (0x12).
+_ITEM = re.compile(rb"\n[\x00-\x7f]\x12([\x00-\x7f][^\x00-\x1f]*)\x82\x01([\x00-\x7f][^\x00-\x1f]*)")
+_VALUE_TAG = b"\x82\x01"
+_KEYS: dict[bytes, str] = {}
+
+
+def _fast_row(payload: bytes) -> dict[str, Any] | None:
+    """A history record's row read with one regex instead of protobuf (walking a
+    record's items through protobuf costs ~1 us each, most of an import), or None
+    when the record is not plainly one-key items (nested keys such as a media value's,
+    a long key or value, the typed encoding): then protobuf reads it, same result.
+    Every item's lengths are checked, and every `value_json` tag must belong to a
+    matched item, so a byte pattern inside a value cannot be taken for an item."""
+    items = _ITEM.findall(payload)
+    if not items or len(items) != payload.count(_VALUE_TAG):
+        return None
+    row: dict[str, Any] = {}
+    keys = _KEYS
+    for kraw, vraw in items:
+        if kraw[0] != len(kraw) - 1 or vraw[0] != len(vraw) - 1:
+            return None
+        key = keys.get(kraw)
+        if key is None:
+            try:
+                key = kraw[1:].decode()
+            except UnicodeDecodeError:
+                return None
+            if len(keys) < 100_000:
+                keys[kraw] = key
+        try:
+            row[key] = _loads(vraw[1:])
+        except _JSONError:
+            row[key] = _value(vraw[1:].decode(errors="replace"))
+    return row
+
+
+def _kind_tag(p: bytes) -> int:
+    i = 0
+    if p and p[0] == 0x08:  # `num`, a varint
+        i = 1
+        while i < len(p) and p[i] & 0x80:
+            i += 1
+        i += 1
+    return p[i] if i < len(p) else -1
+
+
+class Scan:
+    """What the pass keeps besides the rows: a TxLog (no history, no records) whose
+    summary is rebuilt as described above, plus counts."""
+
+    def __init__(self, logs: list[Path]) -> None:
+        self.log = TxLog(paths=list(logs))
+        self.rows = 0
+        self.records = 0
+        self.skipped_summaries = 0
+        self._ops: dict[tuple[str, ...], tuple[int, Any]] = {}  # summary path -> (seq, op)
+        self._derive = False  # rows feed the summary (derived records are skipped)
+        self._run_stamped: bool | None = None
+
+    def summary(self) -> dict[str, Any]:
+        from ..ship.wandb.txlog.decode import _del_path
+
+        out: dict[str, Any] = {}
+        for path, (_, op) in sorted(self._ops.items(), key=lambda item: item[1][0]):
+            if op is _REMOVE:
+                _del_path(out, list(path))
+            else:
+                _set_path(out, list(path), op)
+        return out
+
+
+def scan(logs: list[Path], on_row: Callable[[dict[str, Any], int], None], *,
+         verify_crc: bool = True,
+         rule_for: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> Scan:
+    """Stream `logs` (one run's pieces, oldest first). `on_row(row, step)` gets each
+    history row (a nested path as nested dicts, as `txlog.load` gives it; `_step` as
+    `step`);
+    `rule_for(metrics)` the metric definitions each time one is added or changed, before
+    the rows that follow it."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    Record = pb.Record
+    out = Scan(logs)
+    log = out.log
+    stats = ScanStats()
+    merged: dict[str, Any] = {}
+    order: list[str] = []
+    ops = out._ops
+    seq = 0
+    for path in logs:
+        log.exit_code = None  # a resumed piece supersedes the exit of the one before
+        for payload in iter_payloads(path, stats, verify_crc=verify_crc):
+            seq += 1
+            if payload[0] == 0x08:  # `num` first: skip its varint (inlined _kind_tag)
+                i = 1
+                while payload[i] & 0x80:
+                    i += 1
+                tag = payload[i + 1] if i + 1 < len(payload) else -1
+            else:
+                tag = payload[0]
+            if tag in _SKIP_TAGS:
+                continue
+            if tag == _SUMMARY and out._derive and _INFO_TAG not in payload[-64:]:
+                out.skipped_summaries += 1  # derived from a row: rebuilt from the rows
+                continue
+            if tag == _HISTORY:
+                row = _fast_row(payload)
+                if row is not None:
+                    if out._derive:
+                        for key, v in row.items():
+                            ops[(key,)] = (seq, v)
+                    step = row.get("_step")
+                    if type(step) is int:
+                        out.records += 1
+                        out.rows += 1
+                        on_row(row, step)
+                        continue
+            rec = Record()
+            try:
+                rec.ParseFromString(payload)
+            except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError: damage
+                stats.torn += 1
+                stats.problems.append(f"{path}: record {seq} does not decode: {exc}")
+                continue
+            out.records += 1
+            kind = rec.WhichOneof("record_type")
+            if kind == "history":
+                row: dict[str, Any] = {}
+                derive = out._derive
+                for it in rec.history.item:
+                    nk = it.nested_key
+                    if not nk:
+                        key = it.key
+                        p: tuple[str, ...] | None = None
+                    elif len(nk) == 1:
+                        key = nk[0]
+                        p = None
+                    else:  # a nested dict (a media value is one) logged leaf by leaf
+                        p = tuple(nk)
+                        key = ""
+                    text = it.value_json
+                    if text:
+                        try:
+                            v = _loads(text)
+                        except _JSONError:
+                            v = _value(text)
+                    else:
+                        v = _item_value(it)
+                    if p is None:
+                        row[key] = v
+                    else:
+                        _set_path(row, nk, v)
+                    if derive:
+                        ops[p or (key,)] = (seq, v)
+                step = row.get("_step")
+                if type(step) is not int:
+                    step = rec.history.step.num if rec.history.HasField("step") else out.rows
+                out.rows += 1
+                on_row(row, step)
+            elif kind == "summary":
+                for it in rec.summary.update:
+                    ops[_path(it)] = (seq, _item_value(it))
+                for it in rec.summary.remove:
+                    ops[_path(it)] = (seq, _REMOVE)
+            elif kind == "run":
+                log._apply_run(rec.run)
+                if out._run_stamped is None:
+                    out._run_stamped = rec.HasField("_info")
+                    out._derive = out._run_stamped and not _asks_summary(merged)
+                if rec.run.HasField("summary"):
+                    for it in rec.run.summary.update:
+                        ops[_path(it)] = (seq, _item_value(it))
+            elif kind == "config":
+                log._apply_config(rec.config)
+            elif kind == "metric":
+                m = rec.metric
+                name = m.name or m.glob_name
+                if not name:
+                    continue
+                if name in merged and not m._control.overwrite:
+                    merged[name].MergeFrom(m)
+                else:
+                    copy = pb.MetricRecord()
+                    copy.CopyFrom(m)
+                    merged[name] = copy
+                if m.name and m.name not in order:
+                    order.append(m.name)
+                if _asks_summary(merged):
+                    out._derive = False  # W&B computes it (min, max, ...): read its records
+                if rule_for is not None:
+                    rule_for(_metrics(merged, order))
+            elif kind == "files":
+                for f in rec.files.files:
+                    if f.path not in log.files:
+                        log.files.append(f.path)
+            elif kind == "alert":
+                a = rec.alert
+                log.alerts.append({"title": a.title, "text": a.text, "level": a.level})
+            elif kind == "exit":
+                log.exit_code = rec.exit.exit_code
+    log.metrics = _metrics(merged, order)
+    log.summary = out.summary()
+    log.torn = stats.torn
+    log.problems = stats.problems
+    return out
+
+
+def _asks_summary(merged: dict[str, Any]) -> bool:
+    return any(m.HasField("summary") and any(
+        getattr(m.summary, op) for op in ("min", "max", "mean", "best", "last", "none", "copy",
+                                          "first")) for m in merged.values())
+
+
+def _metrics(merged: dict[str, Any], order: list[str]) -> dict[str, dict[str, Any]]:
+    """The definitions as `txlog.load` gives them (a step metric given by position
+    resolved to its name)."""
+    from ..ship.wandb.txlog.decode import _metric_to_dict
+
+    out = {}
+    for name, m in merged.items():
+        step_metric = m.step_metric or None
+        if step_metric is None and 0 < m.step_metric_index <= len(order):
+            step_metric = order[m.step_metric_index - 1]
+        out[name] = _metric_to_dict(m, step_metric)
+    return out
+
+
+def first_run_fields(path: Path, limit: int = 10_000) -> dict[str, Any]:
+    """The run record's fields (start time, name, host...) from the log's first
+    records, before the rows are converted: the `open` record that starts the
+    segment carries them."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    log = TxLog()
+    for n, payload in enumerate(iter_payloads(path, ScanStats())):
+        if n >= limit:
+            break
+        tag = _kind_tag(payload)
+        if tag in _SKIP_TAGS or tag in (_HISTORY, _SUMMARY):
+            continue
+        rec = pb.Record()
+        try:
+            rec.ParseFromString(payload)
+        except Exception:  # noqa: BLE001 - damage is counted by the real pass
+            continue
+        if rec.WhichOneof("record_type") == "run":
+            log._apply_run(rec.run)
+            break
+    return dict(log.run)
