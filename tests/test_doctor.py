@@ -375,3 +375,34 @@ def test_torn_tail_is_unfinished_not_unreadable(wb: Path, tmp_path: Path) -> Non
     unfinished = only(found, "unfinished")
     assert unfinished.evidence["torn_records"] >= 1
     assert "empty-chart" in found  # what was read is still checked
+
+
+def test_the_fast_row_path_reads_what_protobuf_reads(wb: Path, monkeypatch) -> None:
+    """wandb_scan reads history records with a regex over protobuf's wire format, for
+    speed; it must agree with wandb's own protobuf classes on every run of the fixture."""
+    import re
+
+    from steadyrun.doctor import folders, wandb_scan
+
+    def summary(scan: Any) -> Any:
+        shapes = {tuple(sorted(k)): (s.count, s.first_row, s.last_row, s.first_step,
+                                     s.last_step) for k, s in scan.shapes.items()}
+        steps = {k: (t.first, t.changed) for k, t in scan.steps.items()}
+        return (scan.rows, shapes, steps, scan.kinds, scan.drops, scan.exit_code,
+                scan.summary_strings, scan.last_time)
+
+    targets = folders.discover([str(d) for d in wb.iterdir()
+                                if d.is_dir() and any(d.rglob("run-*.wandb"))]).wandb
+    assert len(targets) >= 6
+    parsed = []  # history records that went to protobuf
+    slow_row = wandb_scan._Scanner.history_slow
+    monkeypatch.setattr(wandb_scan._Scanner, "history_slow",
+                        lambda self, rec: (parsed.append(1), slow_row(self, rec)))
+    fast = [summary(wandb_scan.scan(t)) for t in targets]
+    rows = sum(f[0] for f in fast)
+    assert rows > 50 and len(parsed) < rows / 2, (rows, len(parsed))  # the fast path ran
+    monkeypatch.setattr(wandb_scan, "_HEAD", re.compile(rb"(?!)"))  # protobuf for all
+    parsed.clear()
+    slow = [summary(wandb_scan.scan(t)) for t in targets]
+    assert len(parsed) == rows
+    assert fast == slow
