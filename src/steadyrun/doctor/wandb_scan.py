@@ -8,12 +8,12 @@ row is) is a sum over the few shapes. Step metrics' values are followed (did the
 ever change?), every other value is skipped.
 
 Speed: decoding a history record with protobuf and walking its items costs ~15 us in
-Python (15 s for 1 M rows), so history records take a fast path: one regex pulls each
-item's key and value bytes out of the serialized record, and a cache maps the tuple of
-raw keys (rows repeat a few shapes, in a few item orders) to what the row counts toward.
-The fast path accepts a record only when every `value_json` tag in it was matched by a
-well-formed item (lengths checked); anything else (nested keys, long keys or values,
-typed values, old writers) is parsed with wandb's protobuf classes, same result. Records
+Python (15 s for 1 M rows), so history records take a fast path: the items of a plain
+record are read from its wire format (ship/wandb/txlog/plain_rows.py, shared with
+`steadyrun import`), and a cache maps the tuple of raw keys (rows repeat a few shapes,
+in a few item orders) to what the row counts toward. Anything not plain (nested keys,
+long keys or values, typed values, old writers) is parsed with wandb's protobuf
+classes, same result. Records
 of other kinds (run, environment, metric, exit, console output) are few and are parsed
 with protobuf; summary records are parsed only when they hold a string (the secret
 check's concern), since wandb-core writes one per row.
@@ -27,17 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from ..ship.wandb.txlog import HEADER_LEN, ScanStats, iter_payloads
+from ..ship.wandb.txlog.plain_rows import plain_items
 from .folders import DoctorInputError, WandbTarget
 from .wandb_records import Records, StepTrack, decode
 
 # A Record's optional `num` (field 1, varint), then its payload's tag: 0x12 history, 0x1a
 # summary. Anything else is a rarer record, parsed with protobuf.
 _HEAD = re.compile(rb"(?:\x08[\x80-\xff]{0,9}[\x00-\x7f])?([\x12\x1a])[\x80-\xff]{0,4}[\x00-\x7f]")
-# A HistoryItem of one key under 128 bytes and a value_json under 128 bytes:
-# 0x0a len | 0x12 klen key | 0x82 0x01 vlen value. JSON text holds no control byte, so a
-# value can never be taken for an item boundary.
-_ITEM = re.compile(rb"\n[\x00-\x7f]\x12([\x00-\x7f][^\x00-\x1f]*)\x82\x01([\x00-\x7f][^\x00-\x1f]*)")
-_VALUE_TAG = b"\x82\x01"
 _STEP_NAME = re.compile(r"(^|[/._])(step|epoch|global_step|iteration|iter)$")
 _CACHE_MAX = 50_000
 
@@ -234,7 +230,7 @@ def _stream(sc: _Scanner, path: Path) -> None:
     from google.protobuf.message import DecodeError
 
     stats, out, cache = sc.out.stats, sc.out, sc.cache
-    head_match, findall, record_cls = _HEAD.match, _ITEM.findall, sc.pb.Record
+    head_match, record_cls = _HEAD.match, sc.pb.Record
     for payload in iter_payloads(path, stats):
         head = head_match(payload)
         if head is not None:
@@ -242,12 +238,8 @@ def _stream(sc: _Scanner, path: Path) -> None:
                 if b'"' not in payload:
                     continue  # a summary of numbers: wandb-core writes one per row
             else:
-                items = findall(payload)
-                # Count value tags between the items' start and the HistoryStep that
-                # follows them: a length or step varint may hold the same two bytes.
-                last = payload.rfind(b"\x12")
-                end = last if last > head.end() else len(payload)
-                if items and payload.count(_VALUE_TAG, head.end(), end) == len(items):
+                items = plain_items(payload)  # None: not plain, protobuf reads it
+                if items is not None:
                     chains, values = zip(*items, strict=False)
                     prep = cache.get(chains) or sc.prepare_fast(chains, values)
                     if prep is not None:

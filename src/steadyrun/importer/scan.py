@@ -23,7 +23,6 @@ The result's summary, config, metrics, files and run fields equal `txlog.load`'s
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from typing import Any
 import orjson
 
 from ..ship.wandb.txlog import ScanStats, TxLog, iter_payloads
-from ..ship.wandb.txlog.decode import _set_path
+from ..ship.wandb.txlog.decode import set_path
+from ..ship.wandb.txlog.plain_rows import plain_items
 
 # The first field tag of a record of each kind we skip unread (field << 3 | 2).
 _SKIP_TAGS = frozenset((0x22, 0x3A, 0x5A, 0x6A))  # output, stats, telemetry, output_raw
@@ -66,29 +66,18 @@ def _path(item: Any) -> tuple[str, ...]:
     return tuple(nk) if nk else (item.key,)
 
 
-# A HistoryItem of one key and a value_json, each under 128 bytes:
-# 0x0a len | 0x12 klen key | 0x82 0x01 vlen value. JSON and keys hold no control byte,
-# so the greedy text stops at the next item's tag (0x0a) or the step's (0x12).
-_ITEM = re.compile(rb"\n[\x00-\x7f]\x12([\x00-\x7f][^\x00-\x1f]*)\x82\x01([\x00-\x7f][^\x00-\x1f]*)")
-_VALUE_TAG = b"\x82\x01"
 _KEYS: dict[bytes, str] = {}
 
 
 def _fast_row(payload: bytes) -> dict[str, Any] | None:
-    """A history record's row read with one regex instead of protobuf (walking a
-    record's items through protobuf costs ~1 us each, most of an import), or None
-    when the record is not plainly one-key items (nested keys such as a media value's,
-    a long key or value, the typed encoding): then protobuf reads it, same result.
-    Every item's lengths are checked, and every `value_json` tag must belong to a
-    matched item, so a byte pattern inside a value cannot be taken for an item."""
-    items = _ITEM.findall(payload)
-    if not items or len(items) != payload.count(_VALUE_TAG):
+    """A history record's row read from its wire format (txlog/plain_rows.py), or None
+    when it is not plain: then protobuf reads it, same result."""
+    items = plain_items(payload)
+    if items is None:
         return None
     row: dict[str, Any] = {}
     keys = _KEYS
     for kraw, vraw in items:
-        if kraw[0] != len(kraw) - 1 or vraw[0] != len(vraw) - 1:
-            return None
         key = keys.get(kraw)
         if key is None:
             try:
@@ -135,7 +124,7 @@ class Scan:
             if op is _REMOVE:
                 _del_path(out, list(path))
             else:
-                _set_path(out, list(path), op)
+                set_path(out, list(path), op)
         return out
 
 
@@ -219,7 +208,7 @@ def scan(logs: list[Path], on_row: Callable[[dict[str, Any], int], None], *,
                     if p is None:
                         row[key] = v
                     else:
-                        _set_path(row, nk, v)
+                        set_path(row, nk, v)
                     if derive:
                         ops[p or (key,)] = (seq, v)
                 step = row.get("_step")

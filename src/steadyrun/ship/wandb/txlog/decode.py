@@ -45,7 +45,7 @@ def _item_path(item: Any) -> list[str]:
     return list(item.nested_key) if item.nested_key else [item.key]
 
 
-def _set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
+def set_path(target: dict[str, Any], path: list[str], value: Any) -> None:
     node = target
     for part in path[:-1]:
         nxt = node.get(part)
@@ -168,9 +168,9 @@ class TxLog:
                     if isinstance(value, dict):
                         self.wandb_config.update(value)
                 else:
-                    _set_path(self.wandb_config, path[1:], value)
+                    set_path(self.wandb_config, path[1:], value)
             else:
-                _set_path(self.config, path, value)
+                set_path(self.config, path, value)
         for it in cfg.remove:
             path = _item_path(it)
             if path[0] != "_wandb":
@@ -180,7 +180,7 @@ class TxLog:
 
     def _apply_summary(self, summ: Any) -> None:
         for it in summ.update:
-            _set_path(self.summary, _item_path(it), _item_value(it))
+            set_path(self.summary, _item_path(it), _item_value(it))
         for it in summ.remove:
             _del_path(self.summary, _item_path(it))
 
@@ -276,7 +276,7 @@ def load(
             if kind == "history":
                 row: dict[str, Any] = {}
                 for it in rec.history.item:
-                    _set_path(row, _item_path(it), _item_value(it))
+                    set_path(row, _item_path(it), _item_value(it))
                 if "_step" not in row and rec.history.HasField("step"):
                     row["_step"] = rec.history.step.num
                 if on_row is not None:
