@@ -260,6 +260,6 @@ def _stream(sc: _Scanner, path: Path) -> None:
         try:
             rec.ParseFromString(payload)
         except DecodeError as exc:
-            stats._tear(path, -1, f"protobuf decode failed: {exc}")
+            stats.tear(path, -1, f"protobuf decode failed: {exc}")
             continue
         sc.record(rec)

@@ -222,7 +222,7 @@ def scan(logs: list[Path], on_row: Callable[[dict[str, Any], int], None], *,
                 for it in rec.summary.remove:
                     ops[_path(it)] = (seq, _REMOVE)
             elif kind == "run":
-                log._apply_run(rec.run)
+                log.apply_run(rec.run)
                 if out._run_stamped is None:
                     out._run_stamped = rec.HasField("_info")
                     out._derive = out._run_stamped and not _asks_summary(merged)
@@ -230,7 +230,7 @@ def scan(logs: list[Path], on_row: Callable[[dict[str, Any], int], None], *,
                     for it in rec.run.summary.update:
                         ops[_path(it)] = (seq, _item_value(it))
             elif kind == "config":
-                log._apply_config(rec.config)
+                log.apply_config(rec.config)
             elif kind == "metric":
                 m = rec.metric
                 name = m.name or m.glob_name
@@ -303,6 +303,6 @@ def first_run_fields(path: Path, limit: int = 10_000) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - damage is counted by the real pass
             continue
         if rec.WhichOneof("record_type") == "run":
-            log._apply_run(rec.run)
+            log.apply_run(rec.run)
             break
     return dict(log.run)

@@ -45,7 +45,7 @@ class ScanStats:
     bytes_read: int = 0
     problems: list[str] = field(default_factory=list)
 
-    def _tear(self, path: Path, offset: int, why: str) -> None:
+    def tear(self, path: Path, offset: int, why: str) -> None:
         self.torn += 1
         if len(self.problems) < 100:
             self.problems.append(f"{path}@{offset}: {why}")
@@ -101,7 +101,7 @@ def iter_payloads(
                     # Nothing but zeros (space allocated, never written: a full disk, or a
                     # writer killed at once). An empty log, counted as damage when non-empty.
                     if n:
-                        st._tear(p, 0, "zeroed file with no header (never written)")
+                        st.tear(p, 0, "zeroed file with no header (never written)")
                     return
                 if not _check_file_header(p, block[:HEADER_LEN]):
                     return
@@ -114,7 +114,7 @@ def iter_payloads(
                 if checksum == 0 and length == 0 and ctype == 0:
                     # Zeroed rest of block (preallocated or padded): skip it.
                     if partial is not None:
-                        st._tear(p, at, "zeroed block inside a multi-chunk record")
+                        st.tear(p, at, "zeroed block inside a multi-chunk record")
                         partial, recovering = None, True
                     damaged = True
                     break
@@ -127,7 +127,7 @@ def iter_payloads(
                     if partial is not None:
                         partial = None
                         why += " inside a multi-chunk record"
-                    st._tear(p, at, why)
+                    st.tear(p, at, why)
                     recovering = damaged = True
                     break
                 data = block[pos + HEADER_LEN : end]
@@ -135,13 +135,13 @@ def iter_payloads(
                     verify_crc and zlib.crc32(data, _TYPE_CRC[ctype]) != checksum
                 ):
                     why = "bad chunk type" if ctype not in _TYPE_CRC else "checksum mismatch"
-                    st._tear(p, at, why)
+                    st.tear(p, at, why)
                     partial, recovering, damaged = None, True, True
                     break
                 pos = end
                 if ctype == FULL or ctype == FIRST:
                     if partial is not None:
-                        st._tear(p, partial_at, "multi-chunk record without LAST chunk")
+                        st.tear(p, partial_at, "multi-chunk record without LAST chunk")
                     recovering = False
                     if ctype == FULL:
                         partial = None
@@ -153,7 +153,7 @@ def iter_payloads(
                     # MIDDLE/LAST with no FIRST: the remains of a record we
                     # already counted as damaged, or an orphan of its own.
                     if not recovering:
-                        st._tear(p, at, "continuation chunk without FIRST chunk")
+                        st.tear(p, at, "continuation chunk without FIRST chunk")
                         recovering = True
                 elif ctype == MIDDLE:
                     partial.append(data)
@@ -166,12 +166,12 @@ def iter_payloads(
             if n < BLOCK_SIZE:
                 tail = b"" if damaged else block[pos:]
                 if tail.strip(b"\x00"):
-                    st._tear(p, base + pos, "truncated chunk header at end of file (torn tail)")
+                    st.tear(p, base + pos, "truncated chunk header at end of file (torn tail)")
                     partial = None
                 break
             block_no += 1
     if partial is not None:
-        st._tear(p, partial_at, "file ends inside a multi-chunk record (torn tail)")
+        st.tear(p, partial_at, "file ends inside a multi-chunk record (torn tail)")
 
 
 def _record_class() -> type[Record]:
@@ -202,7 +202,7 @@ def iter_records(
             rec.ParseFromString(payload)
         except DecodeError as exc:
             st.records -= 1
-            st._tear(Path(path), -1, f"protobuf decode failed: {exc}")
+            st.tear(Path(path), -1, f"protobuf decode failed: {exc}")
             continue
         yield rec
 

@@ -153,7 +153,7 @@ class TxLog:
 
     # -- decoding -----------------------------------------------------------
 
-    def _apply_config(self, cfg: Any) -> None:
+    def apply_config(self, cfg: Any) -> None:
         updates = [(_item_path(it), _item_value(it)) for it in cfg.update]
         user = [v for path, v in updates if path[0] != "_wandb"]
         # Some writers store config values as {"value": v, "desc": ...}
@@ -178,13 +178,13 @@ class TxLog:
             elif len(path) > 1:
                 _del_path(self.wandb_config, path[1:])
 
-    def _apply_summary(self, summ: Any) -> None:
+    def apply_summary(self, summ: Any) -> None:
         for it in summ.update:
             set_path(self.summary, _item_path(it), _item_value(it))
         for it in summ.remove:
             _del_path(self.summary, _item_path(it))
 
-    def _apply_run(self, run: Any) -> None:
+    def apply_run(self, run: Any) -> None:
         info = {
             "run_id": run.run_id,
             "project": run.project,
@@ -209,9 +209,9 @@ class TxLog:
             if value not in (None, "", []) or key not in self.run:
                 self.run[key] = value
         if run.HasField("config"):
-            self._apply_config(run.config)
+            self.apply_config(run.config)
         if run.HasField("summary"):
-            self._apply_summary(run.summary)
+            self.apply_summary(run.summary)
 
 
 def load(
@@ -284,11 +284,11 @@ def load(
                 else:
                     log.history.append(row)
             elif kind == "summary":
-                log._apply_summary(rec.summary)
+                log.apply_summary(rec.summary)
             elif kind == "config":
-                log._apply_config(rec.config)
+                log.apply_config(rec.config)
             elif kind == "run":
-                log._apply_run(rec.run)
+                log.apply_run(rec.run)
             elif kind == "metric":
                 m = rec.metric
                 name = m.name or m.glob_name
