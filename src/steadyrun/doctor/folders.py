@@ -7,14 +7,11 @@ Anything else is bad input, said in one line that names the path and what was wr
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..ship.wandb.txlog import find_run_files
+from ..ship.wandb.txlog import find_run_files, run_id_of
 from ..store.layout import is_run_dir
-
-_RUN_FILE = re.compile(r"^run-(?P<id>.+)\.wandb$")
 
 
 class DoctorInputError(Exception):
@@ -37,11 +34,6 @@ class WandbTarget:
 class Targets:
     wandb: list[WandbTarget] = field(default_factory=list)
     steadyrun: list[Path] = field(default_factory=list)
-
-
-def run_id_of(path: Path) -> str | None:
-    m = _RUN_FILE.match(path.name)
-    return m.group("id") if m else None
 
 
 def discover(paths: list[str]) -> Targets:

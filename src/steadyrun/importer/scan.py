@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from ..ship.wandb.txlog import ScanStats, TxLog, iter_payloads
-from ..ship.wandb.txlog.decode import set_path
+from ..ship.wandb.txlog.decode import MetricDefs, set_path
 from ..ship.wandb.txlog.plain_rows import plain_items
 
 # The first field tag of a record of each kind we skip unread (field << 3 | 2).
@@ -142,8 +142,7 @@ def scan(logs: list[Path], on_row: Callable[[dict[str, Any], int], None], *,
     out = Scan(logs)
     log = out.log
     stats = ScanStats()
-    merged: dict[str, Any] = {}
-    order: list[str] = []
+    defs = MetricDefs()
     ops = out._ops
     seq = 0
     for path in logs:
@@ -225,29 +224,18 @@ def scan(logs: list[Path], on_row: Callable[[dict[str, Any], int], None], *,
                 log.apply_run(rec.run)
                 if out._run_stamped is None:
                     out._run_stamped = rec.HasField("_info")
-                    out._derive = out._run_stamped and not _asks_summary(merged)
+                    out._derive = out._run_stamped and not _asks_summary(defs.merged)
                 if rec.run.HasField("summary"):
                     for it in rec.run.summary.update:
                         ops[_path(it)] = (seq, _item_value(it))
             elif kind == "config":
                 log.apply_config(rec.config)
             elif kind == "metric":
-                m = rec.metric
-                name = m.name or m.glob_name
-                if not name:
-                    continue
-                if name in merged and not m._control.overwrite:
-                    merged[name].MergeFrom(m)
-                else:
-                    copy = pb.MetricRecord()
-                    copy.CopyFrom(m)
-                    merged[name] = copy
-                if m.name and m.name not in order:
-                    order.append(m.name)
-                if _asks_summary(merged):
+                defs.add(rec.metric)
+                if _asks_summary(defs.merged):
                     out._derive = False  # W&B computes it (min, max, ...): read its records
                 if rule_for is not None:
-                    rule_for(_metrics(merged, order))
+                    rule_for(defs.as_dicts())
             elif kind == "files":
                 for f in rec.files.files:
                     if f.path not in log.files:
@@ -257,7 +245,7 @@ def scan(logs: list[Path], on_row: Callable[[dict[str, Any], int], None], *,
                 log.alerts.append({"title": a.title, "text": a.text, "level": a.level})
             elif kind == "exit":
                 log.exit_code = rec.exit.exit_code
-    log.metrics = _metrics(merged, order)
+    log.metrics = defs.as_dicts()
     log.summary = out.summary()
     log.torn = stats.torn
     log.problems = stats.problems
@@ -268,20 +256,6 @@ def _asks_summary(merged: dict[str, Any]) -> bool:
     return any(m.HasField("summary") and any(
         getattr(m.summary, op) for op in ("min", "max", "mean", "best", "last", "none", "copy",
                                           "first")) for m in merged.values())
-
-
-def _metrics(merged: dict[str, Any], order: list[str]) -> dict[str, dict[str, Any]]:
-    """The definitions as `txlog.load` gives them (a step metric given by position
-    resolved to its name)."""
-    from ..ship.wandb.txlog.decode import _metric_to_dict
-
-    out = {}
-    for name, m in merged.items():
-        step_metric = m.step_metric or None
-        if step_metric is None and 0 < m.step_metric_index <= len(order):
-            step_metric = order[m.step_metric_index - 1]
-        out[name] = _metric_to_dict(m, step_metric)
-    return out
 
 
 def first_run_fields(path: Path, limit: int = 10_000) -> dict[str, Any]:

@@ -20,10 +20,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..ship.wandb.txlog import HEADER_IDENT, find_run_files
+from ..ship.wandb.txlog import HEADER_IDENT, find_run_files, run_id_of
 from ..store.layout import is_run_id
-
-_RUN_FILE = re.compile(r"^run-(?P<id>.+)\.wandb$")
 
 
 class BadSource(ValueError):
@@ -79,8 +77,7 @@ def find_sources(paths: list[str | os.PathLike[str]]) -> list[Source]:
             raise BadSource(f"{raw}: not a W&B run folder (no run-<id>.wandb inside)")
         for log in logs:
             _check_header(log)
-            m = _RUN_FILE.match(log.name)
-            wid = m.group("id") if m else log.stem
+            wid = run_id_of(log) or log.stem
             src = groups.setdefault(wid, Source(wid))
             if log not in src.logs:
                 src.logs.append(log)

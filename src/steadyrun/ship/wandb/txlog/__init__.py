@@ -45,7 +45,7 @@ from .chunks import (
     iter_records,
 )
 from .decode import TxLog, load
-from .files import find_run_files, wait_complete
+from .files import find_run_files, run_id_of, wait_complete
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,5 +57,6 @@ def main(argv: list[str] | None = None) -> int:
 __all__ = [
     "BLOCK_SIZE", "CHUNK_HEADER", "FIRST", "FULL", "HEADER_IDENT", "HEADER_LEN", "HEADER_MAGIC",
     "HEADER_VERSION", "LAST", "MIDDLE", "ScanStats", "TxLog", "find_run_files",
-    "has_exit_record", "iter_payloads", "iter_records", "load", "main", "wait_complete",
+    "has_exit_record", "iter_payloads", "iter_records", "load", "main", "run_id_of",
+    "wait_complete",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .chunks import ScanStats, iter_records
-from .files import _run_id_of, find_run_files
+from .files import find_run_files, run_id_of
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     pass
@@ -214,6 +214,43 @@ class TxLog:
             self.apply_summary(run.summary)
 
 
+class MetricDefs:
+    """A run's `define_metric` records, merged as W&B merges them: a later record of the
+    same name adds to the earlier one unless it asks to overwrite. Shared by `load` and
+    the importer's own streamed pass (steadyrun import)."""
+
+    def __init__(self) -> None:
+        from wandb.proto import wandb_internal_pb2 as pb
+
+        self._pb = pb
+        self.merged: dict[str, Any] = {}  # metric name or glob -> merged MetricRecord
+        self.order: list[str] = []  # non-glob metric names in first-definition order
+
+    def add(self, m: Any) -> None:
+        name = m.name or m.glob_name
+        if not name:
+            return
+        if name in self.merged and not m._control.overwrite:
+            self.merged[name].MergeFrom(m)
+        else:
+            copy = self._pb.MetricRecord()
+            copy.CopyFrom(m)
+            self.merged[name] = copy
+        if m.name and m.name not in self.order:
+            self.order.append(m.name)
+
+    def as_dicts(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, m in self.merged.items():
+            step_metric = m.step_metric or None
+            # The sender's config form refers to the step metric by 1-based position in
+            # definition order instead of by name.
+            if step_metric is None and 0 < m.step_metric_index <= len(self.order):
+                step_metric = self.order[m.step_metric_index - 1]
+            out[name] = _metric_to_dict(m, step_metric)
+        return out
+
+
 def load(
     paths_or_dir: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     run_id: str | None = None,
@@ -249,19 +286,16 @@ def load(
     else:
         paths = [Path(x) for x in paths_or_dir]
         if run_id is not None:
-            paths = [x for x in paths if _run_id_of(x) == run_id]
+            paths = [x for x in paths if run_id_of(x) == run_id]
     if not paths:
         where = f" for run id {run_id!r}" if run_id else ""
         raise FileNotFoundError(f"no run-*.wandb files{where} under {paths_or_dir}")
-    ids = {_run_id_of(x) for x in paths} - {None}
+    ids = {run_id_of(x) for x in paths} - {None}
     if len(ids) > 1:
         raise ValueError(f"several runs found ({sorted(ids)}); pass run_id to pick one")
 
-    from wandb.proto import wandb_internal_pb2 as pb
-
     log = TxLog(paths=list(paths))
-    merged: dict[str, Any] = {}  # metric name or glob -> merged MetricRecord
-    order: list[str] = []  # non-glob metric names in first-definition order
+    defs = MetricDefs()
     stats = ScanStats()
     for path in paths:
         # An earlier piece's exit is superseded by the resume that follows it;
@@ -290,18 +324,7 @@ def load(
             elif kind == "run":
                 log.apply_run(rec.run)
             elif kind == "metric":
-                m = rec.metric
-                name = m.name or m.glob_name
-                if not name:
-                    continue
-                if name in merged and not m._control.overwrite:
-                    merged[name].MergeFrom(m)
-                else:
-                    copy = pb.MetricRecord()
-                    copy.CopyFrom(m)
-                    merged[name] = copy
-                if m.name and m.name not in order:
-                    order.append(m.name)
+                defs.add(rec.metric)
             elif kind == "files":
                 for f in rec.files.files:
                     if f.path not in log.files:
@@ -322,13 +345,7 @@ def load(
                 producer = rec.header.version_info.producer
                 if producer:
                     log.producers.append(producer)
-    for name, m in merged.items():
-        step_metric = m.step_metric or None
-        # The sender's config form refers to the step metric by 1-based
-        # position in definition order instead of by name.
-        if step_metric is None and m.step_metric_index > 0 and m.step_metric_index <= len(order):
-            step_metric = order[m.step_metric_index - 1]
-        log.metrics[name] = _metric_to_dict(m, step_metric)
+    log.metrics = defs.as_dicts()
     log.torn = stats.torn
     log.problems = stats.problems
     return log

@@ -17,7 +17,8 @@ _RUN_FILE_RE = re.compile(r"^run-(?P<id>.+)\.wandb$")
 _RUN_DIR_TS_RE = re.compile(r"(?:^|-)run-(?P<ts>\d{8}_\d{6})-")
 _WANDB_DIR_NAMES = ("wandb", ".wandb")
 
-def _run_id_of(path: Path) -> str | None:
+def run_id_of(path: Path) -> str | None:
+    """The run id in a transaction log's name (`run-<id>.wandb`), or None."""
     m = _RUN_FILE_RE.match(path.name)
     return m.group("id") if m else None
 
@@ -55,7 +56,7 @@ def find_run_files(wandb_dir: str | os.PathLike[str], run_id: str | None = None)
                 found.setdefault(f.resolve(), f)
         files = list(found.values())
     if run_id is not None:
-        files = [f for f in files if _run_id_of(f) == run_id]
+        files = [f for f in files if run_id_of(f) == run_id]
     return sorted(files, key=_order_key)
 
 
