@@ -174,7 +174,10 @@ RSS_ALLOWANCE_MB = 120
                                   pytest.param("offline", id="wandb", marks=pytest.mark.soak)])
 def test_million_rows_flat_memory_and_the_reader_loads_them(tmp_path: Path, scorecard,
                                                             mode: str) -> None:
-    n = 1_000_000
+    # A million for the scorecard (`make scorecard` sets STEADYRUN_SCORECARD; the row
+    # names the count it ran); 300,000 in `make test`, which must stay under 10 minutes
+    # on 2 cores: three times the default buffer, so flat still means bounded by it.
+    n = 1_000_000 if os.environ.get("STEADYRUN_SCORECARD") else 300_000
     curve_path = tmp_path / "rss.csv"
     done = run_script(tmp_path, MILLION, args=[mode, str(n), "25000", str(curve_path)],
                       timeout=3600)
