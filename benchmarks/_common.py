@@ -151,6 +151,16 @@ def load_note() -> str:
 
 
 # ---------------------------------------------------------------------- formatting
+def spread(xs: list[float], fmt: Callable[[float], str]) -> str:
+    """'median (min–max)' of repetitions, each formatted by `fmt` (the range's low end
+    without its unit): what the docs quote, never the best run."""
+    if not xs:
+        return "—"
+    if len(xs) == 1:
+        return fmt(xs[0])
+    return f"{fmt(median(xs))} ({fmt(min(xs)).split()[0]}–{fmt(max(xs))})"
+
+
 def fmt_us(x: float | None) -> str:
     if x is None:
         return "—"

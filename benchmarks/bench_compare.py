@@ -42,6 +42,7 @@ from _common import (
     now,
     parse_args,
     row,
+    spread,
     workdir,
 )
 
@@ -110,13 +111,8 @@ def timed(cmd: list[str], env: dict[str, str], reps: int) -> dict[str, Any]:
     return {"s": times, "stdout_lines": len(out.splitlines()), "stdout_bytes": len(out)}
 
 
-def spread(xs: list[float]) -> str:
-    def secs(x: float) -> str:
-        return fmt_s(x) if x >= 1 else fmt_ms(x * 1e3)
-
-    if len(xs) == 1:
-        return secs(xs[0])
-    return f"{secs(median(xs))} ({secs(min(xs)).split()[0]}–{secs(max(xs))})"
+def secs(x: float) -> str:
+    return fmt_s(x) if x >= 1 else fmt_ms(x * 1e3)
 
 
 def main() -> None:
@@ -150,7 +146,7 @@ def main() -> None:
     rows = [
         row("l1", f"`steadyrun leaderboard` over {n:,} runs: a fresh process, the table "
                   "printed",
-            spread(l1["s"]), "—", "—", "≤ 1 s (issue 14)",
+            spread(l1["s"], secs), "—", "—", "≤ 1 s (issue 14)",
             median(l1["s"]) <= 1.0 if full else None,
             note=f"{written}; median of {len(l1['s'])} fresh processes after one unmeasured "
                  f"warm-up, interpreter start included; digests used: run_digest over "
@@ -160,13 +156,13 @@ def main() -> None:
             raw=l1, folded=folded, write_s=write_s),
         row("l2", "the same leaderboard with every digest deleted (the reader folds each "
                   "whole segment)",
-            spread(l2["s"]), f"with digests (l1) {spread(l1['s'])}",
+            spread(l2["s"], secs), f"with digests (l1) {spread(l1['s'], secs)}",
             fmt_x(median(l2["s"]) / median(l1["s"]), "the time with digests"),
             note="digests/ removed from every run; shows what the digests save; "
                  f"median of {len(l2['s'])} after one warm-up", raw=l2),
         row("l3", f"`steadyrun compare tag:base <run>`: {n // 4:,} runs as one column "
                   "(mean ± std) against one run",
-            spread(l3["s"]), "—", note=f"{written}; fresh process each, median of "
+            spread(l3["s"], secs), "—", note=f"{written}; fresh process each, median of "
                                        f"{len(l3['s'])} after one warm-up", raw=l3),
     ]
     for r in rows:

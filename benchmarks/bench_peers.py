@@ -65,6 +65,7 @@ from _common import (
     now,
     parse_args,
     row,
+    spread,
     workdir,
 )
 
@@ -300,14 +301,6 @@ def measure(system: str, n_calls: int, n_keys: int, batch: int, store: Path,
     res["lingered_s"] = lingered
     return res
 
-
-def spread(xs: list[float], fmt) -> str:
-    """'median (min–max)' of repetitions."""
-    if not xs:
-        return "—"
-    if len(xs) == 1:
-        return fmt(xs[0])
-    return f"{fmt(median(xs))} ({fmt(min(xs)).split()[0]}–{fmt(max(xs))})"
 
 
 def table(res: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:

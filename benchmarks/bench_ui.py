@@ -62,6 +62,7 @@ from _common import (
     now,
     parse_args,
     row,
+    spread,
     workdir,
 )
 
@@ -245,14 +246,6 @@ class Browser:
         self.browser.close()
         self._pw.stop()
 
-
-def spread(xs: list[float], fmt: Any) -> str:
-    """'median (min–max)' of repetitions."""
-    if not xs:
-        return "—"
-    if len(xs) == 1:
-        return fmt(xs[0])
-    return f"{fmt(median(xs))} ({fmt(min(xs)).split()[0]}–{fmt(max(xs))})"
 
 
 def secs(x: float) -> str:

@@ -40,6 +40,7 @@ from _common import (
     now,
     parse_args,
     row,
+    spread,
     workdir,
 )
 
@@ -112,12 +113,6 @@ def measure(code: str, folder: Path, base: Path, env: dict[str, str], reps: int,
     for i in range(reps):
         out.append(child(code, [str(folder), str(base / f"{name}-{i}")], env))
     return out
-
-
-def spread(xs: list[float], fmt: Any) -> str:
-    if len(xs) == 1:
-        return fmt(xs[0])
-    return f"{fmt(median(xs))} ({fmt(min(xs)).split()[0]}–{fmt(max(xs))})"
 
 
 def main() -> None:
