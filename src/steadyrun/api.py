@@ -103,12 +103,16 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         if reinit in (True, "finish_previous"):
             previous.finish()
     return live_runs.set_current(_init(
-        project, name, config, tags, group, job_type, notes, entity, mode, dir, resume,
-        strict, all_ranks, log_interval, gpu_stats_interval, sidecar, finish_timeout,
-        metadata, required_tags, wandb_rows_per_min, id, baseline, regression, regression_k))
+        project=project, name=name, config=config, tags=tags, group=group,
+        job_type=job_type, notes=notes, entity=entity, mode=mode, dir=dir, resume=resume,
+        strict=strict, all_ranks=all_ranks, log_interval=log_interval,
+        gpu_stats_interval=gpu_stats_interval, sidecar=sidecar, finish_timeout=finish_timeout,
+        metadata=metadata, required_tags=required_tags,
+        wandb_rows_per_min=wandb_rows_per_min, id=id, baseline=baseline,
+        regression=regression, regression_k=regression_k))
 
 
-def _init(project: str | None, name: str | None, config: Any, tags: Any, group: str | None,
+def _init(*, project: str | None, name: str | None, config: Any, tags: Any, group: str | None,
           job_type: str | None, notes: str | None, entity: str | None, mode: str | None,
           dir: Any, resume: Any, strict: bool | None, all_ranks: bool, log_interval: int,
           gpu_stats_interval: int, sidecar: str, finish_timeout: float,

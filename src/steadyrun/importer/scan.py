@@ -237,12 +237,9 @@ def scan(logs: list[Path], on_row: Callable[[dict[str, Any], int], None], *,
                 if rule_for is not None:
                     rule_for(defs.as_dicts())
             elif kind == "files":
-                for f in rec.files.files:
-                    if f.path not in log.files:
-                        log.files.append(f.path)
+                log.apply_files(rec.files)
             elif kind == "alert":
-                a = rec.alert
-                log.alerts.append({"title": a.title, "text": a.text, "level": a.level})
+                log.apply_alert(rec.alert)
             elif kind == "exit":
                 log.exit_code = rec.exit.exit_code
     log.metrics = defs.as_dicts()

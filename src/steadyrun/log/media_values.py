@@ -3,7 +3,8 @@
 Why they exist: a script written for wandb logs `{"pred": wandb.Image(x)}` and
 `{"scores": wandb.Table(...)}` in the same `log` call as its numbers. With
 `import steadyrun as wandb` those are these classes; `Run.log` takes them out of the row
-and records each at the row's x through `log_image`, `log_table` and `log_histogram`, on
+and records each at the row's x through `log_image`, `log_table` and `log_histogram` (its
+`_clean_numbers` sets them aside), on
 the key's namespace axis like every value (DESIGN.md 3.1 and 4). They only hold what they
 were given: nothing is converted until the run records them, so building one costs
 nothing on the training thread and imports nothing (no numpy, no PIL, no wandb).
@@ -80,19 +81,6 @@ class Histogram:
 
 
 MEDIA = (Image, Table, Histogram)
-
-
-def split_values(metrics: Mapping[Any, Any]) -> tuple[dict[Any, Any], list[tuple[str, Any]]]:
-    """(the row's other values, the media values by key): what `Run.log` records as a
-    row, and what it records beside it at the row's x."""
-    row: dict[Any, Any] = {}
-    media: list[tuple[str, Any]] = []
-    for k, v in metrics.items():
-        if isinstance(v, MEDIA):
-            media.append((str(k), v))
-        else:
-            row[k] = v
-    return row, media
 
 
 def flatten(metrics: Mapping[Any, Any]) -> Mapping[Any, Any]:

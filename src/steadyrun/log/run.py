@@ -25,7 +25,7 @@ from ..store.steps import StepTracker, is_step_metric, step_metric_of
 from ..store.values import Rejected, check_key, nonfinite_tag, to_number
 from .config_input import RunMapping
 from .deferred import DeferredRows, deferrable, hold
-from .media_values import split_values
+from .media_values import MEDIA
 from .port import RunPort
 from .run_baseline import RunBaseline
 from .run_extras import RunExtras
@@ -180,12 +180,10 @@ class Run(RunSaid, RunExtras, RunBaseline):
             self._bad("<metrics>", metrics, f"log() takes a mapping of key to number, got "
                                             f"{type(metrics).__name__}")
             return
-        media = None
-        if not _NUMERIC.issuperset(map(type, metrics.values())):
-            # Image, Table and Histogram (wandb's forms): recorded at the x this row
-            # gets, after it (media_values.py).
-            metrics, media = split_values(metrics)
-        values, nf = self._clean_numbers(metrics)
+        # Image, Table and Histogram values (wandb's forms) are taken out of the row and
+        # recorded at the x it gets, after it (media_values.py).
+        media: list[tuple[str, Any]] = []
+        values, nf = self._clean_numbers(metrics, media)
         if step is not None:
             step = self._clean_step(step)
         with self._lock:
@@ -231,7 +229,10 @@ class Run(RunSaid, RunExtras, RunBaseline):
             for sk, prev, new in regressions:
                 self._regressed(sk, prev, new)
 
-    def _clean_numbers(self, metrics: Mapping[Any, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    def _clean_numbers(self, metrics: Mapping[Any, Any], media: list[tuple[str, Any]]
+                       ) -> tuple[dict[str, Any], dict[str, str]]:
+        """(the row's numbers, which of them are non-finite); the media values go to
+        `media`, keyed like the row (with this writer's prefix)."""
         values: dict[str, Any] = {}
         nf: dict[str, str] = {}
         prefix = self._prefix
@@ -240,6 +241,9 @@ class Run(RunSaid, RunExtras, RunBaseline):
                 if k not in self._known:
                     check_key(k)
                     self._known.add(k)
+                if type(v) not in _NUMERIC and isinstance(v, MEDIA):
+                    media.append((prefix + k if prefix else k, v))
+                    continue
                 if type(v) not in _NUMERIC and deferrable(v) and not is_step_metric(k):
                     values[prefix + k if prefix else k] = hold(k, v)  # read later, no sync
                     continue

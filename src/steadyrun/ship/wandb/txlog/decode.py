@@ -184,6 +184,15 @@ class TxLog:
         for it in summ.remove:
             _del_path(self.summary, _item_path(it))
 
+    def apply_files(self, files: Any) -> None:
+        for f in files.files:
+            if f.path not in self.files:
+                self.files.append(f.path)
+
+    def apply_alert(self, a: Any) -> None:
+        self.alerts.append({"title": a.title, "text": a.text, "level": a.level,
+                            "wait_duration": a.wait_duration})
+
     def apply_run(self, run: Any) -> None:
         info = {
             "run_id": run.run_id,
@@ -326,19 +335,9 @@ def load(
             elif kind == "metric":
                 defs.add(rec.metric)
             elif kind == "files":
-                for f in rec.files.files:
-                    if f.path not in log.files:
-                        log.files.append(f.path)
+                log.apply_files(rec.files)
             elif kind == "alert":
-                a = rec.alert
-                log.alerts.append(
-                    {
-                        "title": a.title,
-                        "text": a.text,
-                        "level": a.level,
-                        "wait_duration": a.wait_duration,
-                    }
-                )
+                log.apply_alert(rec.alert)
             elif kind == "exit":
                 log.exit_code = rec.exit.exit_code
             elif kind == "header":
