@@ -34,6 +34,20 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# Per key, its step metric, or None for a step metric itself: the same few keys come in
+# every row, and working it out again for each (a string split and a suffix test) was
+# most of the fold's cost, paid on the writer thread for every row logged.
+_AXES: dict[str, str | None] = {}
+_AXES_MAX = 100_000
+
+
+def _axis(key: str) -> str | None:
+    axis = None if is_step_metric(key) else step_metric_of(key)
+    if len(_AXES) < _AXES_MAX:
+        _AXES[key] = axis
+    return axis
+
+
 def _fold_row(d: dict[str, Any], rec: dict[str, Any]) -> None:
     values = rec.get("v")
     if not isinstance(values, dict):
@@ -44,28 +58,36 @@ def _fold_row(d: dict[str, Any], rec: dict[str, Any]) -> None:
     x = rec.get("x")
     keys = d["keys"]
     steps = d["steps"]
+    axes = _AXES
     for k, v in values.items():
-        if is_step_metric(k):
-            if _number(v):
+        sk = axes.get(k, k)  # k: not known yet (no step metric is named like its key)
+        if sk is k:
+            sk = _axis(k)
+        # A plain int or float (orjson's), else the full test (a bool is no number).
+        number = type(v) is float or type(v) is int or _number(v)
+        if sk is None:
+            if number:
                 steps[k] = v
             continue
-        s = values.get(step_metric_of(k), x)
+        s = values.get(sk, x)
         entry = keys.get(k)
         if entry is None:
             entry = keys[k] = {"n": 0, "nonfinite": 0, "last": None, "last_step": None,
                                "last_t": None, "min": None, "min_step": None, "max": None,
                                "max_step": None}
         entry["n"] += 1
-        if k in nf:
+        if nf and k in nf:
             entry["nonfinite"] += 1
             entry["last"], entry["last_step"], entry["last_t"] = nf[k], s, t
             continue
-        if not _number(v):
+        if not number:
             continue
         entry["last"], entry["last_step"], entry["last_t"] = v, s, t
-        if entry["min"] is None or v < entry["min"]:
+        low = entry["min"]
+        if low is None or v < low:
             entry["min"], entry["min_step"] = v, s
-        if entry["max"] is None or v > entry["max"]:
+        high = entry["max"]
+        if high is None or v > high:
             entry["max"], entry["max_step"] = v, s
 
 
