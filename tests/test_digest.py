@@ -160,3 +160,45 @@ def test_nonfinite_values_are_counted_not_ranked(new_run):
     assert (e["v"]["n"], e["v"]["nonfinite"], e["v"]["min"], e["v"]["max"], e["v"]["last"]) == \
         (5, 2, 1.0, 3.0, 2.0)
     assert e["w"]["last"] == "-inf" and e["w"]["min"] is None
+
+
+def test_fold_columns_equals_folding_the_rows_one_by_one() -> None:
+    """`steadyrun import` folds batches of same-shape rows as columns (min, max and
+    index at C speed); the digest must be the one the row-wise fold gives: ties keep
+    the first row, ints and floats mix, a user's own namespace step is the x of its
+    namespace, a step metric's last value is kept, and batches continue a digest."""
+    import random
+
+    from steadyrun.store import digest
+
+    rng = random.Random(7)
+    for trial in range(200):
+        n = rng.randint(1, 40)
+        keys = rng.sample(["loss", "acc", "train/loss", "train/step", "val/acc", "step"],
+                          rng.randint(1, 5))
+        pool = [0, 1, 1.0, -0.0, 0.0, 2.5, -3, 7, 7.0, 1e-9]
+        cols = {k: [rng.choice(pool) for _ in range(n)] for k in keys}
+        xs = sorted(rng.randint(0, 50) for _ in range(n))
+        ts = [1000.0 + i for i in range(n)]
+        start = rng.randint(0, n)  # rows folded before the batch, row-wise
+        by_rows = digest.new()
+        by_cols = digest.new()
+        for i in range(n):
+            rec = {"k": "row", "t": ts[i], "x": xs[i],
+                   "v": {k: cols[k][i] for k in keys}}
+            digest.fold(by_rows, [rec])
+            if i < start:
+                digest.fold(by_cols, [rec])
+        digest.fold_columns(by_cols, {k: tuple(c[start:]) for k, c in cols.items()},
+                            tuple(xs[start:]), tuple(ts[start:]))
+        assert by_cols == by_rows, (trial, keys, start)
+        # the same rows folded in two pieces (importer/parallel.py), then extended
+        first, second = digest.new(), digest.new()
+        for i in range(n):
+            rec = {"k": "row", "t": ts[i], "x": xs[i], "v": {k: cols[k][i] for k in keys}}
+            digest.fold(first if i < start else second, [rec])
+        assert digest.extend(first, second) == by_rows, (trial, keys, start)
+        # types too (1 and 1.0 are equal, but the digest keeps the one logged)
+        for k, e in by_rows["keys"].items():
+            for f in ("last", "min", "max"):
+                assert type(e[f]) is type(by_cols["keys"][k][f]), (trial, k, f)

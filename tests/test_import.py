@@ -64,6 +64,22 @@ for i in range(30, 50):
     again.log({"train/loss": 2.0 - i / 30, "train/acc": i / 30})
 again.summary["score"] = 0.75
 again.finish()
+
+shapes = wandb.init(project="imp", name="shapes", id="shapesrun", **S)
+for i in range(300):  # batches of one shape, broken by other shapes and odd values
+    row = {"a/loss": 1.0 / (i + 1), "a/n": i, "weird%key é": i * 0.5}
+    if i % 50 == 7:
+        row["a/loss"] = float("nan")  # fails its batch's parse: that batch goes row-wise
+    if i % 70 == 3:
+        row["flag"] = True  # a bool: a shape of its own, row-wise
+    if i % 40 == 5:
+        row = {"a/step": i * 10, "a/loss": 0.5}  # the user's own namespace step
+    if i == 150:
+        shapes.summary["mid"] = 1.5
+    if i == 220:  # a definition after rows: a reader of a later range guessed without it
+        shapes.define_metric("a/n", summary="max")
+    shapes.log(row)
+shapes.finish()
 """
 
 
@@ -85,8 +101,9 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     rich = next(wandb_dir.glob(f"offline-run-*-{done.value('RICH')}"))
     plain = sorted(wandb_dir.glob("offline-run-*-plainrun1"))
     assert len(plain) == 2, plain
+    shapes = next(wandb_dir.glob("offline-run-*-shapesrun"))
     return {"base": base, "wandb": wandb_dir, "rich": rich, "plain": plain,
-            "root": base / "imported"}
+            "shapes": shapes, "root": base / "imported"}
 
 
 def _import(capsys: pytest.CaptureFixture[str], root: Path, *folders: Path | str,
@@ -192,6 +209,85 @@ def test_imported_run_holds_what_the_wandb_log_holds(made: dict[str, Any],
     assert any(e.get("type") == "imported_value" and e["value"] == "text" for e in run.events)
     assert run.metrics["eval/acc"]["goal"] == "maximize"
     assert _tree_hash(made["wandb"]) == before  # the W&B folder was only read
+
+
+def _records(rdir: Path) -> list[dict[str, Any]]:
+    out = []
+    for seg in sorted((rdir / "segments").glob("*.jsonl")):
+        out.extend(orjson.loads(line) for line in seg.read_bytes().splitlines())
+    return out
+
+
+def test_batches_write_what_the_row_wise_path_writes(made: dict[str, Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """importer/batch.py writes runs of same-shape rows a batch at a time, from the
+    values' W&B texts; every record, the digest and the summary must equal what the
+    row-wise path writes, on every W&B run of the fixture."""
+    from steadyrun.importer import batch, import_runs
+    from steadyrun.importer.write import SegmentOut
+    from steadyrun.store.layout import digest_path
+
+    batched: list[int] = []
+    put_rows = SegmentOut.put_rows
+    monkeypatch.setattr(SegmentOut, "put_rows",
+                        lambda self, blob, n, fold: (batched.append(n),
+                                                     put_rows(self, blob, n, fold)))
+    folders = [made["rich"], made["shapes"], *made["plain"]]
+    fast = import_runs(folders, made["base"] / "fast")
+    monkeypatch.setattr(batch.Batches, "take", lambda self, payload, seq: False)
+    slow = import_runs(folders, made["base"] / "slow")
+    assert sum(batched) > 150, batched  # the fast path wrote most rows of `shapes`
+    for f, s in zip(fast, slow, strict=True):
+        assert f.counts.rows == s.counts.rows and f.counts.wandb_rows == s.counts.wandb_rows
+        fr, sr = _records(f.rdir), _records(s.rdir)
+        assert len(fr) == len(sr)
+        for a, b in zip(fr, sr, strict=True):
+            assert orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == \
+                orjson.dumps(b, option=orjson.OPT_SORT_KEYS), (a, b)
+        for seg in (f.rdir / "segments").glob("*.jsonl"):
+            other = s.rdir / "segments" / seg.name
+            fd = orjson.loads(digest_path(seg).read_bytes())
+            sd = orjson.loads(digest_path(other).read_bytes())
+            fd.pop("offset"), sd.pop("offset")  # W&B's number texts vs orjson's
+            assert fd == sd
+        assert open_run(f.run_id, made["base"] / "fast").summary == \
+            open_run(s.run_id, made["base"] / "slow").summary
+    shapes = open_run("shapesrun", made["base"] / "fast")
+    assert shapes.summary["mid"] == 1.5 and shapes.summary["a/n"] == {"max": 299}
+    assert len(shapes.column("a/loss")) == 300
+
+
+@pytest.mark.parametrize("procs", [2, 3, 6])
+def test_a_log_read_by_several_processes_is_imported_as_by_one(
+        made: dict[str, Any], procs: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """importer/parallel.py: each process converts a range of the log's blocks; the
+    run must be byte for byte the one a single pass writes, including when a later
+    range's process started from the wrong metric definitions (`shapes` defines one
+    after rows) and the rest is read again by one process."""
+    from steadyrun.importer import import_runs, parallel
+    from steadyrun.store.layout import digest_path
+
+    folders = [made["rich"], made["shapes"], *made["plain"]]
+    one = import_runs(folders, made["base"] / f"one-{procs}", procs=1)
+    dropped: list[int] = []
+    drop = parallel._drop_parts
+    monkeypatch.setattr(parallel, "_drop_parts",
+                        lambda jobs: (dropped.append(len(jobs)), drop(jobs)))
+    many = import_runs(folders, made["base"] / f"many-{procs}", procs=procs)
+    if procs == 6:  # `shapes` (4 blocks) defines a metric in its second range
+        assert dropped, "the parts after a wrong guess were not read again"
+    assert [o.rdir.name for o in one] == [m.rdir.name for m in many]
+    for a, b in zip(one, many, strict=True):
+        segs = sorted((a.rdir / "segments").glob("*.jsonl"))
+        assert segs
+        for seg in segs:
+            other = b.rdir / "segments" / seg.name
+            assert seg.read_bytes() == other.read_bytes(), seg
+            assert digest_path(seg).read_bytes() == digest_path(other).read_bytes()
+        assert not list(b.rdir.glob(".part-*"))
+        assert a.counts.rows == b.counts.rows and a.counts.torn == b.counts.torn == 0
+        assert open_run(a.run_id, made["base"] / f"one-{procs}").summary == \
+            open_run(b.run_id, made["base"] / f"many-{procs}").summary
 
 
 def test_second_import_changes_nothing(made: dict[str, Any],

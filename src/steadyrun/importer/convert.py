@@ -10,137 +10,21 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..store.layout import hostname
 from ..store.values import Rejected, check_key
-from .media import copy_files, media_record
-from .scan import Scan, scan
+from .media import copy_files
+from .rows import Counts, Rows, set_rule
+from .scan import Scan
 from .source import Source, steadyrun_id
-from .steps import StepRule, row_x
+from .steps import StepRule
 from .write import SegmentOut, clean_summary, new_run_dir, put_in_place
-
-_W_SKIP = ("_step", "_timestamp", "_runtime")  # x, t, and t - start: nothing is lost
-
-
-@dataclass
-class Counts:
-    wandb_rows: int = 0
-    rows: int = 0
-    images: int = 0
-    tables: int = 0
-    histograms: int = 0
-    files: int = 0
-    events: int = 0
-    torn: int = 0
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class _Rows:
-    """The on_row callback: a W&B row -> steadyrun row, media and event records."""
-
-    def __init__(self, out: SegmentOut, rdir: Path, counts: Counts, start: float) -> None:
-        self.out = out
-        self.rdir = rdir
-        self.counts = counts
-        self.rule: StepRule | None = None  # set once the metric definitions are known
-        self.t = start
-        self.start = start
-        self.good_keys: set[str] = set()
-        self.seen: dict[str, None] = {}
-
-    def __call__(self, row: dict[str, Any], step: int) -> None:
-        put = self.out.put
-        counts = self.counts
-        counts.wandb_rows += 1
-        t = row.get("_timestamp")
-        if type(t) is not float:
-            rt = row.get("_runtime")
-            t = float(t) if isinstance(t, int) else (
-                self.start + rt if isinstance(rt, (int, float)) else self.t)
-        self.t = t
-        numbers: dict[str, Any] = {}
-        others: list[tuple[str, Any]] | None = None
-        good = self.good_keys
-        for k, v in row.items():
-            tv = type(v)
-            if k not in good:
-                if k in _W_SKIP:
-                    continue
-                if not self._good(k):
-                    others = others or []
-                    others.append((k, v))
-                    continue
-            if tv is float or tv is int or tv is bool:
-                numbers[k] = v
-            else:
-                others = others or []
-                others.append((k, v))
-        rule = self.rule
-        if numbers:
-            for axis, vals in rule.split(numbers, step):  # type: ignore[union-attr]
-                put({"k": "row", "t": t, "x": row_x(axis, step), "v": vals, "ws": step})
-                counts.rows += 1
-        if others:
-            for k, v in others:
-                self._other(k, v, step, t, numbers)
-
-    def _good(self, key: str) -> bool:
-        try:
-            check_key(key)
-        except Rejected:
-            return False
-        if len(self.good_keys) < 100_000:
-            self.good_keys.add(key)
-        self.seen[key] = None
-        return True
-
-    def _other(self, key: str, value: Any, step: int, t: float, numbers: dict[str, Any]
-               ) -> None:
-        """A value that is not a number: media, a nested dict (flattened with "." as
-        W&B's charts name it), or anything else kept as an `imported_value` event."""
-        counts = self.counts
-        if isinstance(value, dict) and "_type" not in value and self._good_safe(key):
-            flat = {f"{key}.{k}": v for k, v in value.items()}
-            nums = {k: v for k, v in flat.items()
-                    if type(v) in (int, float, bool) and self._good_safe(k)}
-            if nums:
-                for axis, vals in self.rule.split(nums, step):  # type: ignore[union-attr]
-                    self.out.put({"k": "row", "t": t, "x": row_x(axis, step), "v": vals,
-                                  "ws": step})
-                    counts.rows += 1
-            for k, v in flat.items():
-                if k not in nums:
-                    self._other(k, v, step, t, numbers)
-            return
-        axis_key = self.rule.axis_of(key) if self.rule is not None else None  # type: ignore[union-attr]
-        axis = numbers.get(axis_key) if axis_key else None
-        x = row_x(axis if isinstance(axis, (int, float)) else step, step)
-        if isinstance(value, dict) and self._good_safe(key):
-            rec = media_record(key, value, x, t, self.rdir)
-            if rec is not None:
-                self.out.put(rec)
-                kind = rec["k"]
-                if kind == "image":
-                    counts.images += 1
-                elif kind == "table":
-                    counts.tables += 1
-                else:
-                    counts.histograms += 1
-                return
-        self.out.put({"k": "event", "t": t, "type": "imported_value", "key": key, "x": x,
-                      "ws": step, "value": value})
-        counts.events += 1
-
-    def _good_safe(self, key: str) -> bool:
-        return key in self.good_keys or self._good(key)
 
 
 def convert(src: Source, runs: Path, rdir: Path, *, partial: bool, fingerprint: str,
-            resumes: int) -> Counts:
+            resumes: int, procs: int | None = None) -> Counts:
     """Write the steadyrun run of `src` at `rdir` (through a temp folder)."""
     from .scan import first_run_fields
 
@@ -158,9 +42,10 @@ def convert(src: Source, runs: Path, rdir: Path, *, partial: bool, fingerprint: 
                  "host": first.get("host") or None, "name": first.get("display_name") or None,
                  "job_type": first.get("job_type") or None, "argv": None,
                  "imported_from": src.wandb_id})
-        rows = _Rows(out, tmp, counts, start)
-        rows.rule = StepRule(first.get("metrics") or {})
-        result = scan(src.logs, rows, verify_crc=True, rule_for=lambda m: _set_rule(rows, m))
+        rows = Rows(out, tmp, counts, start)
+        rows.first_metrics = first.get("metrics") or {}
+        rows.rule = StepRule(rows.first_metrics)
+        result = _scan(src.logs, rows, procs)
         log = result.log
         counts.torn = log.torn
         if log.torn and not partial:
@@ -180,6 +65,23 @@ def convert(src: Source, runs: Path, rdir: Path, *, partial: bool, fingerprint: 
     return counts
 
 
+def _scan(logs: list[Path], rows: Rows, procs: int | None) -> Scan:
+    """One pass over the logs, or (one big log, several cores) importer/parallel.py."""
+    from .batch import Batches
+    from .parallel import processes, scan_parallel
+
+    sc = Scan(logs, rows, rule_for=lambda m: set_rule(rows, m))
+    batches = Batches(rows, sc)
+    for path in logs:
+        sc.log.exit_code = None  # a resumed piece supersedes the exit of the one before
+        n = procs if procs is not None else processes(path.stat().st_size)
+        if n > 1:
+            scan_parallel(path, sc, rows, batches, verify_crc=True, procs=n)
+        else:
+            sc.feed(path, verify_crc=True, batches=batches)
+    return sc.finish()
+
+
 class TornLog(ValueError):
     def __init__(self, n: int, problems: list[str]) -> None:
         where = f" (first: {problems[0]})" if problems else ""
@@ -188,11 +90,7 @@ class TornLog(ValueError):
         self.n = n
 
 
-def _set_rule(rows: _Rows, metrics: dict[str, dict[str, Any]]) -> None:
-    rows.rule = StepRule(metrics)
-
-
-def _tail(out: SegmentOut, log: Any, rows: _Rows, saved: list[tuple[str, str]],
+def _tail(out: SegmentOut, log: Any, rows: Rows, saved: list[tuple[str, str]],
           start: float, end: float, partial: bool) -> None:
     put = out.put
     rule = StepRule(log.metrics)

@@ -35,15 +35,17 @@ class Outcome:
 
 
 def import_runs(paths: list[str | os.PathLike[str]], root: str | os.PathLike[str] | None = None,
-                *, partial: bool = False) -> list[Outcome]:
+                *, partial: bool = False, procs: int | None = None) -> list[Outcome]:
     """Import every W&B run under `paths` into the root's runs/. Raises BadSource (or
-    convert.TornLog) before writing anything for a path that cannot be imported."""
+    convert.TornLog) before writing anything for a path that cannot be imported.
+    `procs`: processes reading each log (default: by its size and the cores; see
+    importer/parallel.py)."""
     sources = find_sources(paths)
-    return [import_one(src, root, partial=partial) for src in sources]
+    return [import_one(src, root, partial=partial, procs=procs) for src in sources]
 
 
 def import_one(src: Source, root: str | os.PathLike[str] | None = None, *,
-               partial: bool = False) -> Outcome:
+               partial: bool = False, procs: int | None = None) -> Outcome:
     runs = runs_dir(root)
     runs.mkdir(parents=True, exist_ok=True)
     run_id = steadyrun_id(src.wandb_id)
@@ -62,7 +64,7 @@ def import_one(src: Source, root: str | os.PathLike[str] | None = None, *,
                            Counts(wandb_rows=int(before.get("wandb_rows") or 0)), src.logs)
         status = "reimported"
     counts = convert(src, runs, rdir, partial=partial, fingerprint=src.fingerprint(),
-                     resumes=len(src.logs) - 1)
+                     resumes=len(src.logs) - 1, procs=procs)
     return Outcome(src.wandb_id, run_id, rdir, status, counts, src.logs)
 
 

@@ -30,12 +30,13 @@ from typing import Any
 import orjson
 
 from ..ship.wandb.txlog import ScanStats, TxLog, iter_payloads
+from ..ship.wandb.txlog.chunks import Skip
 from ..ship.wandb.txlog.decode import MetricDefs, set_path
 from ..ship.wandb.txlog.plain_rows import plain_items
 
 # The first field tag of a record of each kind we skip unread (field << 3 | 2).
-_SKIP_TAGS = frozenset((0x22, 0x3A, 0x5A, 0x6A))  # output, stats, telemetry, output_raw
-_HISTORY, _SUMMARY = 0x12, 0x1A
+SKIP_TAGS = frozenset((0x22, 0x3A, 0x5A, 0x6A))  # output, stats, telemetry, output_raw
+HISTORY_TAG, _SUMMARY = 0x12, 0x1A
 _INFO_TAG = b"\xc2\x0c"  # field 200 (`_info`), written last
 _REMOVE = object()
 _loads = orjson.loads
@@ -93,7 +94,7 @@ def _fast_row(payload: bytes) -> dict[str, Any] | None:
     return row
 
 
-def _kind_tag(p: bytes) -> int:
+def kind_tag(p: bytes) -> int:
     i = 0
     if p and p[0] == 0x08:  # `num`, a varint
         i = 1
@@ -105,148 +106,206 @@ def _kind_tag(p: bytes) -> int:
 
 class Scan:
     """What the pass keeps besides the rows: a TxLog (no history, no records) whose
-    summary is rebuilt as described above, plus counts."""
+    summary is rebuilt as described above, plus counts. Also the pass's state while it
+    runs: `history` is the row-wise handling of one history record (importer/batch.py
+    falls back to it), `control` that of any other record kept."""
 
-    def __init__(self, logs: list[Path]) -> None:
+    def __init__(self, logs: list[Path], on_row: Callable[[dict[str, Any], int], None],
+                 *, rule_for: Callable[[dict[str, dict[str, Any]]], None] | None = None
+                 ) -> None:
+        from wandb.proto import wandb_internal_pb2 as pb
+
         self.log = TxLog(paths=list(logs))
         self.rows = 0
         self.records = 0
-        self.skipped_summaries = 0
-        self._ops: dict[tuple[str, ...], tuple[int, Any]] = {}  # summary path -> (seq, op)
-        self._derive = False  # rows feed the summary (derived records are skipped)
-        self._run_stamped: bool | None = None
+        self.seq = 0  # records met so far, skipped ones included (the summary ops' order)
+        self.ops: dict[tuple[str, ...], tuple[int, Any]] = {}  # summary path -> (seq, op)
+        self.derive = False  # rows feed the summary (derived records are skipped)
+        self.run_stamped: bool | None = None
+        self.on_row = on_row
+        self.rule_for = rule_for
+        self.defs = MetricDefs()
+        # Records skipped unread, and the derived summaries while `derive` holds.
+        self.skip = Skip(tags=SKIP_TAGS)
+        self.stats = ScanStats()
+        self.path: Path | None = None
+        self._record = pb.Record
+
+    @property
+    def skipped(self) -> int:
+        """Records passed over unread (console, system stats, derived summaries)."""
+        return self.skip.count
 
     def summary(self) -> dict[str, Any]:
         from ..ship.wandb.txlog.decode import _del_path
 
         out: dict[str, Any] = {}
-        for path, (_, op) in sorted(self._ops.items(), key=lambda item: item[1][0]):
+        for path, (_, op) in sorted(self.ops.items(), key=lambda item: item[1][0]):
             if op is _REMOVE:
                 _del_path(out, list(path))
             else:
                 set_path(out, list(path), op)
         return out
 
+    def state(self) -> tuple[Any, ...]:
+        """What decides how a row converts: compared by importer/parallel.py."""
+        return (self.defs.as_dicts(), self.derive, self.run_stamped)
 
-def scan(logs: list[Path], on_row: Callable[[dict[str, Any], int], None], *,
-         verify_crc: bool = True,
-         rule_for: Callable[[dict[str, dict[str, Any]]], None] | None = None) -> Scan:
-    """Stream `logs` (one run's pieces, oldest first). `on_row(row, step)` gets each
-    history row (a nested path as nested dicts, as `txlog.load` gives it; `_step` as
-    `step`);
-    `rule_for(metrics)` the metric definitions each time one is added or changed, before
-    the rows that follow it."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    Record = pb.Record
-    out = Scan(logs)
-    log = out.log
-    stats = ScanStats()
-    defs = MetricDefs()
-    ops = out._ops
-    seq = 0
-    for path in logs:
-        log.exit_code = None  # a resumed piece supersedes the exit of the one before
-        for payload in iter_payloads(path, stats, verify_crc=verify_crc):
-            seq += 1
-            if payload[0] == 0x08:  # `num` first: skip its varint (inlined _kind_tag)
+    def feed(self, path: Path, *, verify_crc: bool = True, batches: Any = None,
+             first_block: int = 0, stop_block: int | None = None,
+             controls: list[tuple[int, bytes]] | None = None,
+             control_ops: dict[tuple[str, ...], tuple[int, Any]] | None = None) -> None:
+        """Read one log (or the records that start in its blocks [first, stop)): rows
+        to `on_row` or `batches`, every other record kept to `control`, and appended
+        to `controls` (with its seq) when given; the summary ops of those records go
+        to `control_ops` when given (importer/parallel.py replays them itself)."""
+        self.path = path
+        take = batches.take if batches is not None else None
+        skip = self.skip
+        ops = self.ops if control_ops is None else control_ops
+        counted = skip.count  # skipped records already numbered in `seq`
+        for payload in iter_payloads(path, self.stats, verify_crc=verify_crc, skip=skip,
+                                     first_block=first_block, stop_block=stop_block):
+            self.seq += 1 + skip.count - counted
+            counted = skip.count
+            seq = self.seq
+            if payload[0] == 0x08:  # `num` first: skip its varint (inlined kind_tag)
                 i = 1
                 while payload[i] & 0x80:
                     i += 1
                 tag = payload[i + 1] if i + 1 < len(payload) else -1
             else:
                 tag = payload[0]
-            if tag in _SKIP_TAGS:
+            if tag in SKIP_TAGS:
                 continue
-            if tag == _SUMMARY and out._derive and _INFO_TAG not in payload[-64:]:
-                out.skipped_summaries += 1  # derived from a row: rebuilt from the rows
+            if tag == _SUMMARY and self.derive and _INFO_TAG not in payload[-64:]:
+                skip.count += 1  # derived from a row: rebuilt from the rows
+                counted += 1
                 continue
-            if tag == _HISTORY:
-                row = _fast_row(payload)
-                if row is not None:
-                    if out._derive:
-                        for key, v in row.items():
-                            ops[(key,)] = (seq, v)
-                    step = row.get("_step")
-                    if type(step) is int:
-                        out.records += 1
-                        out.rows += 1
-                        on_row(row, step)
-                        continue
-            rec = Record()
-            try:
-                rec.ParseFromString(payload)
-            except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError: damage
-                stats.torn += 1
-                stats.problems.append(f"{path}: record {seq} does not decode: {exc}")
+            if take is not None:
+                if tag == HISTORY_TAG and take(payload, seq):
+                    continue
+                batches.flush()  # what came before, first
+            if tag == HISTORY_TAG:
+                self.history(payload, seq)
                 continue
-            out.records += 1
-            kind = rec.WhichOneof("record_type")
-            if kind == "history":
-                row: dict[str, Any] = {}
-                derive = out._derive
-                for it in rec.history.item:
-                    nk = it.nested_key
-                    if not nk:
-                        key = it.key
-                        p: tuple[str, ...] | None = None
-                    elif len(nk) == 1:
-                        key = nk[0]
-                        p = None
-                    else:  # a nested dict (a media value is one) logged leaf by leaf
-                        p = tuple(nk)
-                        key = ""
-                    text = it.value_json
-                    if text:
-                        try:
-                            v = _loads(text)
-                        except _JSONError:
-                            v = _value(text)
-                    else:
-                        v = _item_value(it)
-                    if p is None:
-                        row[key] = v
-                    else:
-                        set_path(row, nk, v)
-                    if derive:
-                        ops[p or (key,)] = (seq, v)
-                step = row.get("_step")
-                if type(step) is not int:
-                    step = rec.history.step.num if rec.history.HasField("step") else out.rows
-                out.rows += 1
-                on_row(row, step)
-            elif kind == "summary":
-                for it in rec.summary.update:
+            rec = self.parse(payload, seq)
+            if rec is None:
+                continue
+            if rec.WhichOneof("record_type") == "history":
+                self.history_record(rec, seq)
+                continue
+            if controls is not None:
+                controls.append((seq, payload))
+            self.control(rec, seq, ops)
+        if batches is not None:
+            batches.flush()
+
+    def control(self, rec: Any, seq: int, ops: dict[tuple[str, ...], tuple[int, Any]]
+                ) -> None:
+        """A record other than a row: the run's fields, config, summary, metric
+        definitions, files, alerts, exit."""
+        log, kind = self.log, rec.WhichOneof("record_type")
+        if kind == "summary":
+            for it in rec.summary.update:
+                ops[_path(it)] = (seq, _item_value(it))
+            for it in rec.summary.remove:
+                ops[_path(it)] = (seq, _REMOVE)
+        elif kind == "run":
+            log.apply_run(rec.run)
+            if self.run_stamped is None:
+                self.run_stamped = rec.HasField("_info")
+                self.derive = self.run_stamped and not _asks_summary(self.defs.merged)
+                self.skip.derived = self.derive
+            if rec.run.HasField("summary"):
+                for it in rec.run.summary.update:
                     ops[_path(it)] = (seq, _item_value(it))
-                for it in rec.summary.remove:
-                    ops[_path(it)] = (seq, _REMOVE)
-            elif kind == "run":
-                log.apply_run(rec.run)
-                if out._run_stamped is None:
-                    out._run_stamped = rec.HasField("_info")
-                    out._derive = out._run_stamped and not _asks_summary(defs.merged)
-                if rec.run.HasField("summary"):
-                    for it in rec.run.summary.update:
-                        ops[_path(it)] = (seq, _item_value(it))
-            elif kind == "config":
-                log.apply_config(rec.config)
-            elif kind == "metric":
-                defs.add(rec.metric)
-                if _asks_summary(defs.merged):
-                    out._derive = False  # W&B computes it (min, max, ...): read its records
-                if rule_for is not None:
-                    rule_for(defs.as_dicts())
-            elif kind == "files":
-                log.apply_files(rec.files)
-            elif kind == "alert":
-                log.apply_alert(rec.alert)
-            elif kind == "exit":
-                log.exit_code = rec.exit.exit_code
-    log.metrics = defs.as_dicts()
-    log.summary = out.summary()
-    log.torn = stats.torn
-    log.problems = stats.problems
-    return out
+        elif kind == "config":
+            log.apply_config(rec.config)
+        elif kind == "metric":
+            self.defs.add(rec.metric)
+            if _asks_summary(self.defs.merged):
+                self.derive = False  # W&B computes it (min, max, ...): read its records
+                self.skip.derived = False
+            if self.rule_for is not None:
+                self.rule_for(self.defs.as_dicts())
+        elif kind == "files":
+            log.apply_files(rec.files)
+        elif kind == "alert":
+            log.apply_alert(rec.alert)
+        elif kind == "exit":
+            log.exit_code = rec.exit.exit_code
+
+    def finish(self) -> Scan:
+        log = self.log
+        log.metrics = self.defs.as_dicts()
+        log.summary = self.summary()
+        log.torn = self.stats.torn
+        log.problems = self.stats.problems
+        return self
+
+    def history(self, payload: bytes, seq: int) -> None:
+        """One history record, row by row: its wire format when plain, else protobuf."""
+        row = _fast_row(payload)
+        if row is not None:
+            if self.derive:
+                ops = self.ops
+                for key, v in row.items():
+                    ops[(key,)] = (seq, v)
+            step = row.get("_step")
+            if type(step) is int:
+                self.records += 1
+                self.rows += 1
+                self.on_row(row, step)
+                return
+        rec = self.parse(payload, seq)
+        if rec is not None:
+            self.history_record(rec, seq)
+
+    def parse(self, payload: bytes, seq: int) -> Any:
+        rec = self._record()
+        try:
+            rec.ParseFromString(payload)
+        except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError: damage
+            self.stats.torn += 1
+            self.stats.problems.append(f"{self.path}: record {seq} does not decode: {exc}")
+            return None
+        self.records += 1
+        return rec
+
+    def history_record(self, rec: Any, seq: int) -> None:
+        row: dict[str, Any] = {}
+        derive, ops = self.derive, self.ops
+        for it in rec.history.item:
+            nk = it.nested_key
+            if not nk:
+                key = it.key
+                p: tuple[str, ...] | None = None
+            elif len(nk) == 1:
+                key = nk[0]
+                p = None
+            else:  # a nested dict (a media value is one) logged leaf by leaf
+                p = tuple(nk)
+                key = ""
+            text = it.value_json
+            if text:
+                try:
+                    v = _loads(text)
+                except _JSONError:
+                    v = _value(text)
+            else:
+                v = _item_value(it)
+            if p is None:
+                row[key] = v
+            else:
+                set_path(row, nk, v)
+            if derive:
+                ops[p or (key,)] = (seq, v)
+        step = row.get("_step")
+        if type(step) is not int:
+            step = rec.history.step.num if rec.history.HasField("step") else self.rows
+        self.rows += 1
+        self.on_row(row, step)
 
 
 def _asks_summary(merged: dict[str, Any]) -> bool:
@@ -265,8 +324,8 @@ def first_run_fields(path: Path, limit: int = 10_000) -> dict[str, Any]:
     for n, payload in enumerate(iter_payloads(path, ScanStats())):
         if n >= limit:
             break
-        tag = _kind_tag(payload)
-        if tag in _SKIP_TAGS or tag in (_HISTORY, _SUMMARY):
+        tag = kind_tag(payload)
+        if tag in SKIP_TAGS or tag in (HISTORY_TAG, _SUMMARY):
             continue
         rec = pb.Record()
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,8 @@ _FOLD_EVERY = 2048  # records folded into the digest at a time: bounded memory
 class SegmentOut:
     """An append-only segment written in one go, its digest folded as it grows."""
 
-    def __init__(self, rdir: Path, writer: str) -> None:
-        self.path = segment_path(rdir, writer)
+    def __init__(self, rdir: Path, writer: str, path: Path | None = None) -> None:
+        self.path = path or segment_path(rdir, writer)
         self.writer = writer
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self._fh = os.fdopen(fd, "wb", buffering=1 << 20)
@@ -59,6 +60,34 @@ class SegmentOut:
         self._pending.append(rec)
         if len(self._pending) >= _FOLD_EVERY:
             self._fold()
+
+    def put_rows(self, blob: bytes, n: int, fold: Callable[[dict[str, Any]], Any]) -> None:
+        """n row records already written as JSON lines (importer/batch.py), and `fold`,
+        which folds the same rows into the digest."""
+        self._fold()  # the records before them first: a digest is folded in order
+        self._fh.write(blob)
+        self.bytes += len(blob)
+        fold(self.digest)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def append(self, part: Path, size: int, part_digest: dict[str, Any]) -> None:
+        """The records another SegmentOut wrote to `part` (importer/parallel.py), added
+        after these; the part file is removed."""
+        self._fold()
+        self._fh.flush()
+        with open(part, "rb") as src:
+            shutil.copyfileobj(src, self._fh, 1 << 20)
+        os.unlink(part)
+        self.bytes += size
+        digest.extend(self.digest, part_digest)
+
+    def end_part(self) -> dict[str, Any]:
+        """Close a part (no digest file: its digest is returned, to `append`)."""
+        self._fold()
+        self._fh.close()
+        return self.digest
 
     def _fold(self) -> None:
         digest.fold(self.digest, self._pending)

@@ -70,11 +70,35 @@ def _check_file_header(path: Path, head: bytes) -> bool:
     return True
 
 
+@dataclass
+class Skip:
+    """Records `iter_payloads` passes over without yielding them (their checksums are
+    still verified): a W&B run of a million rows holds about three million records, and
+    the generator's yield and the caller's look at each cost more than the chunk itself.
+
+    `tags`: kinds skipped always, by the first field tag of the record's payload
+    (protobuf writes fields in number order: an optional `num`, then the one kind).
+    `derived`: also skip summary records without `_info` (wandb-core's own, derived from
+    a history row; the client stamps every record it sends). A caller may switch it
+    while iterating. `count`: how many were skipped."""
+
+    tags: frozenset[int] = frozenset()
+    derived: bool = False
+    count: int = 0
+
+
+_SUMMARY_TAG = 0x1A
+_INFO_TAG = b"\xc2\x0c"  # field 200 (`_info`), written last
+
+
 def iter_payloads(
     path: str | os.PathLike[str],
     stats: ScanStats | None = None,
     *,
     verify_crc: bool = True,
+    skip: Skip | None = None,
+    first_block: int = 0,
+    stop_block: int | None = None,
 ) -> Iterator[bytes]:
     """Yield the raw reassembled record payloads of one ``.wandb`` file.
 
@@ -82,21 +106,36 @@ def iter_payloads(
     used (and tested) without importing wandb.  Recovery follows LevelDB's
     reader: after a bad chunk the rest of its block is skipped and reading
     resumes at the next FULL/FIRST chunk, so one flipped byte costs one record
-    rather than the rest of the run.
+    rather than the rest of the run. With `skip`, some whole-chunk records are read
+    and checked but not yielded (see Skip).
+
+    `first_block`/`stop_block` read only the records that *start* in those 32 KiB
+    blocks (importer/parallel.py reads one log in pieces at once): chunks that
+    continue a record from before `first_block` are passed over, and a record that
+    starts before `stop_block` is read to its end.
     """
     p = Path(path)
     st = stats if stats is not None else ScanStats()
     partial: list[bytes] | None = None  # chunks of a FIRST..LAST record
     partial_at = 0
-    recovering = False  # skipping continuation chunks after damage
+    # skipping continuation chunks after damage (or, from a later block, of a record
+    # that started before it: another reader's)
+    recovering = first_block > 0
+    unpack, crc32, type_crc = CHUNK_HEADER.unpack_from, zlib.crc32, _TYPE_CRC
+    full_crc = _TYPE_CRC[FULL]
+    skip_tags = skip.tags if skip is not None else frozenset()
     with open(p, "rb") as fh:
-        block_no = 0
+        block_no = first_block
+        if first_block:
+            fh.seek(first_block * BLOCK_SIZE)
         while True:
+            if stop_block is not None and block_no >= stop_block and partial is None:
+                return  # (a record begun before stop_block was read to its LAST chunk)
             block = fh.read(BLOCK_SIZE)
             n = len(block)
             st.bytes_read += n
             pos = 0
-            if block_no == 0:
+            if block_no == 0 and not first_block:
                 if block[:HEADER_LEN].strip(b"\x00") == b"" and block.strip(b"\x00") == b"":
                     # Nothing but zeros (space allocated, never written: a full disk, or a
                     # writer killed at once). An empty log, counted as damage when non-empty.
@@ -108,17 +147,18 @@ def iter_payloads(
                 pos = HEADER_LEN
             base = block_no * BLOCK_SIZE
             damaged = False
+            view = memoryview(block)
             while pos + HEADER_LEN <= n:
-                checksum, length, ctype = CHUNK_HEADER.unpack_from(block, pos)
-                at = base + pos
-                if checksum == 0 and length == 0 and ctype == 0:
+                checksum, length, ctype = unpack(block, pos)
+                if not length and not checksum and not ctype:
                     # Zeroed rest of block (preallocated or padded): skip it.
                     if partial is not None:
-                        st.tear(p, at, "zeroed block inside a multi-chunk record")
+                        st.tear(p, base + pos, "zeroed block inside a multi-chunk record")
                         partial, recovering = None, True
                     damaged = True
                     break
-                end = pos + HEADER_LEN + length
+                start = pos + HEADER_LEN
+                end = start + length
                 if end > n:
                     if n < BLOCK_SIZE:
                         why = "truncated chunk at end of file (torn tail)"
@@ -127,33 +167,59 @@ def iter_payloads(
                     if partial is not None:
                         partial = None
                         why += " inside a multi-chunk record"
-                    st.tear(p, at, why)
+                    st.tear(p, base + pos, why)
                     recovering = damaged = True
                     break
-                data = block[pos + HEADER_LEN : end]
-                if ctype not in _TYPE_CRC or (
-                    verify_crc and zlib.crc32(data, _TYPE_CRC[ctype]) != checksum
+                if ctype == FULL and partial is None:  # the usual record: one chunk
+                    if verify_crc and crc32(view[start:end], full_crc) != checksum:
+                        st.tear(p, base + pos, "checksum mismatch")
+                        recovering, damaged = True, True
+                        break
+                    pos = end
+                    recovering = False
+                    st.records += 1
+                    # What wandb-core writes itself (no `_info`, the client's stamp): its
+                    # console, stats and derived summaries are the ones to skip.
+                    if skip is not None and length and block.find(
+                            _INFO_TAG, end - 64 if end - 64 > start else start, end) < 0:
+                        tag = block[start]
+                        if tag == 0x08:  # `num`, a varint: the kind's tag follows it
+                            i = start + 1
+                            while i < end and block[i] & 0x80:
+                                i += 1
+                            tag = block[i + 1] if i + 1 < end else -1
+                        if tag in skip_tags or (tag == _SUMMARY_TAG and skip.derived):
+                            skip.count += 1
+                            continue
+                    yield block[start:end]
+                    continue
+                data = block[start:end]
+                if ctype not in type_crc or (
+                    verify_crc and crc32(data, type_crc[ctype]) != checksum
                 ):
-                    why = "bad chunk type" if ctype not in _TYPE_CRC else "checksum mismatch"
-                    st.tear(p, at, why)
+                    why = "bad chunk type" if ctype not in type_crc else "checksum mismatch"
+                    st.tear(p, base + pos, why)
                     partial, recovering, damaged = None, True, True
                     break
                 pos = end
                 if ctype == FULL or ctype == FIRST:
                     if partial is not None:
                         st.tear(p, partial_at, "multi-chunk record without LAST chunk")
+                        if stop_block is not None and block_no >= stop_block:
+                            return  # this record is the next reader's
                     recovering = False
                     if ctype == FULL:
                         partial = None
                         st.records += 1
                         yield data
                     else:
-                        partial, partial_at = [data], at
+                        partial, partial_at = [data], base + pos - length - HEADER_LEN
                 elif partial is None:
                     # MIDDLE/LAST with no FIRST: the remains of a record we
                     # already counted as damaged, or an orphan of its own.
                     if not recovering:
-                        st.tear(p, at, "continuation chunk without FIRST chunk")
+                        st.tear(p, base + pos - length - HEADER_LEN,
+                                "continuation chunk without FIRST chunk")
                         recovering = True
                 elif ctype == MIDDLE:
                     partial.append(data)
@@ -163,6 +229,9 @@ def iter_payloads(
                     partial = None
                     st.records += 1
                     yield payload
+                    if stop_block is not None and block_no >= stop_block:
+                        return  # the record begun before stop_block: read to its end
+            view.release()
             if n < BLOCK_SIZE:
                 tail = b"" if damaged else block[pos:]
                 if tail.strip(b"\x00"):

@@ -35,3 +35,33 @@ def plain_items(payload: bytes) -> list[tuple[bytes, bytes]] | None:
         if key[0] != len(key) - 1 or value[0] != len(value) - 1:
             return None
     return items
+
+
+# The same items with the value's length byte in a group of its own, so the values'
+# texts come out bare (joined into one JSON array without copying each).
+# A history record's head: `num` (field 1, a varint) if any, then field 2's tag and its
+# length varint, which may itself hold the bytes 0x82 0x01 (a length of 130).
+HISTORY_HEAD = re.compile(rb"(?:\x08[\x80-\xff]{0,9}[\x00-\x7f])?\x12[\x80-\xff]{0,4}[\x00-\x7f]")
+ITEM_BARE = re.compile(
+    rb"\n[\x00-\x7f]\x12([\x00-\x7f][^\x00-\x1f]*)\x82\x01([\x00-\x7f])([^\x00-\x1f]*)")
+
+
+def bare_items(payload: bytes
+               ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]] | None:
+    """(length byte + key per item, value JSON text per item) of a plain history record,
+    or None. The keys' length bytes are NOT checked here: a caller checks them once per
+    distinct tuple of keys (a run repeats a few), as `plain_items` checks every item."""
+    head = HISTORY_HEAD.match(payload)
+    if head is None:
+        return None
+    start = head.end()
+    items = ITEM_BARE.findall(payload, start)
+    if not items or payload.count(VALUE_TAG, start) != len(items):
+        return None
+    keys, lens, texts = zip(*items, strict=True)
+    try:  # every value's length byte against its text, in two C calls
+        if b"".join(lens) != bytes(map(len, texts)):
+            return None
+    except ValueError:  # a text of 256 bytes or more: not what its length byte said
+        return None
+    return keys, texts
