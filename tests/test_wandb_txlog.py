@@ -236,7 +236,7 @@ def test_a_log_read_in_block_ranges_is_the_whole_log(runs: dict[str, Path]) -> N
     """importer/parallel.py reads one log in pieces at once: every split into block
     ranges gives each record once, in order (a multi-chunk record across a boundary
     goes to the range it starts in), and `Skip` passes over exactly the records it
-    names while their checksums are still checked."""
+    names."""
     from steadyrun.ship.wandb.txlog.chunks import Skip
 
     (path,) = tx.find_run_files(runs["full"])

@@ -26,15 +26,17 @@ any record that does not join it is handled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
 import orjson
 
-from ..ship.wandb.txlog.plain_rows import bare_items
+from ..ship.wandb.txlog.plain_rows import HISTORY_HEAD, ITEM_BARE, VALUE_TAG
 from ..store import digest
 from ..store.steps import step_metric_of
 
+_head, _items = HISTORY_HEAD.match, ITEM_BARE.findall
 _BATCH = 2048  # rows held at most: memory stays flat
 _W_KEYS = ("_step", "_timestamp", "_runtime")
 _NUMBER = frozenset((int, float))
@@ -71,17 +73,22 @@ class Batches:
         self.shapes: dict[tuple[str, ...], Shape | None] = {}
         self.rule: Any = None
         self.shape: Shape | None = None
-        self.texts: list[tuple[bytes, ...]] = []
-        self.payloads: list[bytes] = []
-        self.seqs: list[int] = []
+        self.rows: list[tuple[tuple[bytes, ...], bytes, int]] = []  # texts, record, seq
 
     def take(self, payload: bytes, seq: int) -> bool:
         """True: the row joined a batch (written later, in order). False: the caller
-        handles the record itself (after `flush`)."""
-        got = bare_items(payload)
-        if got is None:
+        handles the record itself (after `flush`). plain_rows.bare_items, inlined: this
+        runs for each of a million rows."""
+        head = _head(payload)
+        if head is None:
             return False
-        keys, texts = got
+        start = head.end()
+        items = _items(payload, start)
+        if not items or payload.count(VALUE_TAG, start) != len(items):
+            return False
+        keys, lens, texts = zip(*items, strict=True)
+        if lens[-1][0] != len(texts[-1]):
+            return False  # (see bare_items: only the last text can run on)
         if self.writer.rule is not self.rule:  # new metric definitions: new shapes
             self.rule = self.writer.rule
             self.orders.clear()
@@ -89,17 +96,16 @@ class Batches:
         order = self.orders.get(keys)
         if order is None:
             order = self._order(keys)
-        shape, put_in_order = order
+        shape = order[0]
         if shape is None:
             return False
         if shape is not self.shape:
-            if self.texts:
+            if self.rows:
                 self.flush()
             self.shape = shape
-        self.texts.append(put_in_order(texts))
-        self.payloads.append(payload)
-        self.seqs.append(seq)
-        if len(self.texts) >= _BATCH:
+        rows = self.rows
+        rows.append((order[1](texts), payload, seq))
+        if len(rows) >= _BATCH:
             self.flush()
         return True
 
@@ -140,10 +146,10 @@ class Batches:
         return Shape(names, user, stamps, names.index("_step"), names.index("_timestamp"))
 
     def flush(self) -> None:
-        texts, payloads, seqs = self.texts, self.payloads, self.seqs
-        if not texts:
+        if not self.rows:
             return
-        self.texts, self.payloads, self.seqs = [], [], []
+        texts, payloads, seqs = zip(*self.rows, strict=True)
+        self.rows = []
         shape = self.shape
         assert shape is not None
         columns = self._columns(shape, texts)
@@ -164,7 +170,7 @@ class Batches:
             self.state.history(payloads[i], seqs[i])
         self._write_some(shape, texts, seqs, good)
 
-    def _write_some(self, shape: Shape, texts: list[tuple[bytes, ...]], seqs: list[int],
+    def _write_some(self, shape: Shape, texts: Sequence[tuple[bytes, ...]], seqs: Sequence[int],
                     which: list[int]) -> None:
         if which:
             some = [texts[i] for i in which]
@@ -172,7 +178,7 @@ class Batches:
             assert columns is not None  # each row passed alone
             self._write(shape, some, columns, seqs[which[-1]])
 
-    def _write(self, shape: Shape, texts: list[tuple[bytes, ...]], columns: list[Any],
+    def _write(self, shape: Shape, texts: Sequence[tuple[bytes, ...]], columns: list[Any],
                last_seq: int) -> None:
         fill, template = shape.fill, shape.template
         blob = b"".join([template % fill(t) for t in texts])
@@ -193,7 +199,7 @@ class Batches:
                 ops[(name,)] = (last_seq, col[-1])
 
     @staticmethod
-    def _columns(shape: Shape, texts: list[tuple[bytes, ...]]) -> list[Any] | None:
+    def _columns(shape: Shape, texts: Sequence[tuple[bytes, ...]]) -> list[Any] | None:
         """The batch's values as columns, or None unless every one is a plain number
         (`_step` an int, `_timestamp` a float, the rest ints or floats, no bool)."""
         try:

@@ -72,8 +72,7 @@ def _check_file_header(path: Path, head: bytes) -> bool:
 
 @dataclass
 class Skip:
-    """Records `iter_payloads` passes over without yielding them (their checksums are
-    still verified): a W&B run of a million rows holds about three million records, and
+    """Records `iter_payloads` passes over without yielding or verifying them: a W&B run of a million rows holds about three million records, and
     the generator's yield and the caller's look at each cost more than the chunk itself.
 
     `tags`: kinds skipped always, by the first field tag of the record's payload
@@ -171,15 +170,11 @@ def iter_payloads(
                     recovering = damaged = True
                     break
                 if ctype == FULL and partial is None:  # the usual record: one chunk
-                    if verify_crc and crc32(view[start:end], full_crc) != checksum:
-                        st.tear(p, base + pos, "checksum mismatch")
-                        recovering, damaged = True, True
-                        break
-                    pos = end
-                    recovering = False
-                    st.records += 1
                     # What wandb-core writes itself (no `_info`, the client's stamp): its
-                    # console, stats and derived summaries are the ones to skip.
+                    # console, stats and derived summaries are the ones to skip. A record
+                    # skipped unread needs no checksum: a bad length in its header puts
+                    # the next chunk out of line, and that one's checksum (or the next
+                    # kept record's) fails, as if the length were checked.
                     if skip is not None and length and block.find(
                             _INFO_TAG, end - 64 if end - 64 > start else start, end) < 0:
                         tag = block[start]
@@ -189,8 +184,18 @@ def iter_payloads(
                                 i += 1
                             tag = block[i + 1] if i + 1 < end else -1
                         if tag in skip_tags or (tag == _SUMMARY_TAG and skip.derived):
+                            pos = end
+                            recovering = False
+                            st.records += 1
                             skip.count += 1
                             continue
+                    if verify_crc and crc32(view[start:end], full_crc) != checksum:
+                        st.tear(p, base + pos, "checksum mismatch")
+                        recovering, damaged = True, True
+                        break
+                    pos = end
+                    recovering = False
+                    st.records += 1
                     yield block[start:end]
                     continue
                 data = block[start:end]
