@@ -94,6 +94,19 @@ for step in range(20):
 run.summary["eval/acc"] = 0.93
 run.finish()
 
+# a longer run, which the parallel test reads in block ranges: console lines, and a
+# step metric defined after rows
+run = wandb.init(project="long", dir="long", settings=settings())
+for i in range(1500):
+    run.log({"a/loss": 1.0 / (i + 1), "a/acc": i / 1500})
+    if i % 100 == 0:
+        print(f"progress {i}", flush=True)
+    if i == 1000:
+        run.define_metric("b/x", step_metric="b/n")
+    if i > 1000 and i % 50 == 0:
+        run.log({"b/n": i, "b/x": 1.0})
+run.finish()
+
 # killed: no finish, no exit record
 run = wandb.init(project="crash", dir="killed", settings=settings())
 for i in range(50):
@@ -406,3 +419,31 @@ def test_the_fast_row_path_reads_what_protobuf_reads(wb: Path, monkeypatch) -> N
     slow = [summary(wandb_scan.scan(t)) for t in targets]
     assert len(parsed) == rows
     assert fast == slow
+
+
+@pytest.mark.parametrize("procs", [2, 3, 6])
+def test_a_log_read_by_several_processes_gives_what_one_pass_gives(
+        wb: Path, monkeypatch: pytest.MonkeyPatch, procs: int) -> None:
+    """doctor/parallel.py reads a big log in block ranges at once; on every run of the
+    fixture (forced into ranges of a few blocks) the scan, and every finding, must be
+    the one a single pass gives."""
+    from steadyrun.doctor import diagnose, folders, wandb_scan
+
+    def summary(scan: Any) -> Any:
+        shapes = {tuple(sorted(k)): (s.count, s.first_row, s.last_row, s.first_step,
+                                     s.last_step) for k, s in scan.shapes.items()}
+        steps = {k: (t.first, t.changed) for k, t in scan.steps.items()}
+        return (scan.rows, shapes, steps, scan.kinds, scan.drops, scan.exit_code,
+                scan.summary_strings, scan.last_time, scan.console_lines, scan.metrics,
+                scan.config, scan.run, scan.stats.torn, scan.stats.records)
+
+    dirs = [str(d) for d in wb.iterdir() if d.is_dir() and any(d.rglob("run-*.wandb"))]
+    targets = folders.discover(dirs).wandb
+    assert max(f.stat().st_size for t in targets for f in t.files) > 8 * 32 * 1024
+    one = [summary(wandb_scan.scan(t)) for t in targets]
+    found_one = [repr(f) for f in diagnose(dirs)]
+    assert found_one
+    monkeypatch.setattr(wandb_scan, "_PROCS", procs)
+    many = [summary(wandb_scan.scan(t)) for t in targets]
+    assert many == one
+    assert [repr(f) for f in diagnose(dirs)] == found_one

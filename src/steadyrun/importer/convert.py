@@ -67,8 +67,9 @@ def convert(src: Source, runs: Path, rdir: Path, *, partial: bool, fingerprint: 
 
 def _scan(logs: list[Path], rows: Rows, procs: int | None) -> Scan:
     """One pass over the logs, or (one big log, several cores) importer/parallel.py."""
+    from ..ship.wandb.txlog.ranges import processes
     from .batch import Batches
-    from .parallel import processes, scan_parallel
+    from .parallel import scan_parallel
 
     sc = Scan(logs, rows, rule_for=lambda m: set_rule(rows, m))
     batches = Batches(rows, sc)

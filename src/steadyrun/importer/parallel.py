@@ -24,43 +24,28 @@ The main process reads the first range itself, so two cores need one worker.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
-from ..ship.wandb.txlog.chunks import BLOCK_SIZE, Skip, iter_payloads
+from ..ship.wandb.txlog.ranges import block_cuts, fork_pool, prefix
 from .batch import Batches
-from .scan import HISTORY_TAG, SKIP_TAGS, Scan, kind_tag
-
-PART_BYTES = 32 << 20  # below this a log is read in one pass: a fork costs more
-MAX_PROCS = 4
-
-
-def processes(size: int) -> int:
-    """How many processes to read a log of `size` bytes with (1: one pass)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, MAX_PROCS, size // PART_BYTES))
+from .scan import SKIP_TAGS, Scan
 
 
 def scan_parallel(path: Path, scan: Scan, rows: Any, batches: Batches, *,
                   verify_crc: bool, procs: int) -> None:
     """Feed `scan` (and the import's `rows` writer) with the whole of `path`, read by
     `procs` processes. `rows.out` must have written what comes before the rows."""
-    blocks = -(-path.stat().st_size // BLOCK_SIZE)
-    cuts = [blocks * i // procs for i in range(procs + 1)]
-    prefix = _prefix(path)
+    cuts = block_cuts(path, procs)
+    first = prefix(path, SKIP_TAGS)
     rows.out.flush()  # a forked child must not inherit unwritten bytes
-    jobs = [{"path": path, "first": cuts[i], "stop": cuts[i + 1] if i + 1 < procs else None,
-             "prefix": prefix, "part": rows.rdir / f".part-{i}", "rdir": rows.rdir,
-             "writer": rows.out.writer, "start": rows.start, "metrics": rows.first_metrics,
-             "verify_crc": verify_crc} for i in range(1, procs)]
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx) as pool:
+    jobs = [{"path": path, "first": cuts[i], "stop": cuts[i + 1], "prefix": first,
+             "part": rows.rdir / f".part-{i}", "rdir": rows.rdir, "writer": rows.out.writer,
+             "start": rows.start, "metrics": rows.first_metrics, "verify_crc": verify_crc}
+            for i in range(1, procs)]
+    with fork_pool(len(jobs)) as pool:
         futures = [pool.submit(convert_part, job) for job in jobs]
         scan.feed(path, verify_crc=verify_crc, batches=batches, stop_block=cuts[1])
         for i, fut in enumerate(futures, 1):
@@ -73,17 +58,6 @@ def scan_parallel(path: Path, scan: Scan, rows: Any, batches: Batches, *,
                 scan.feed(path, verify_crc=verify_crc, batches=batches, first_block=cuts[i])
                 return
             _join(scan, rows, part)
-
-
-def _prefix(path: Path, limit: int = 10_000) -> list[bytes]:
-    """The records before the first row (the run, its config, metric definitions):
-    what a worker replays to start from the state the rows begin with."""
-    out = []
-    for n, payload in enumerate(iter_payloads(path, skip=Skip(tags=SKIP_TAGS))):
-        if n >= limit or kind_tag(payload) == HISTORY_TAG:
-            break
-        out.append(payload)
-    return out
 
 
 def convert_part(job: dict[str, Any]) -> dict[str, Any]:

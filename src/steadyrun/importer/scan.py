@@ -33,6 +33,7 @@ from ..ship.wandb.txlog import ScanStats, TxLog, iter_payloads
 from ..ship.wandb.txlog.chunks import Skip
 from ..ship.wandb.txlog.decode import MetricDefs, set_path
 from ..ship.wandb.txlog.plain_rows import plain_items
+from ..ship.wandb.txlog.ranges import kind_tag
 
 # The first field tag of a record of each kind we skip unread (field << 3 | 2).
 SKIP_TAGS = frozenset((0x22, 0x3A, 0x5A, 0x6A))  # output, stats, telemetry, output_raw
@@ -92,16 +93,6 @@ def _fast_row(payload: bytes) -> dict[str, Any] | None:
         except _JSONError:
             row[key] = _value(vraw[1:].decode(errors="replace"))
     return row
-
-
-def kind_tag(p: bytes) -> int:
-    i = 0
-    if p and p[0] == 0x08:  # `num`, a varint
-        i = 1
-        while i < len(p) and p[i] & 0x80:
-            i += 1
-        i += 1
-    return p[i] if i < len(p) else -1
 
 
 class Scan:

@@ -78,11 +78,13 @@ class Skip:
     `tags`: kinds skipped always, by the first field tag of the record's payload
     (protobuf writes fields in number order: an optional `num`, then the one kind).
     `derived`: also skip summary records without `_info` (wandb-core's own, derived from
-    a history row; the client stamps every record it sends). A caller may switch it
-    while iterating. `count`: how many were skipped."""
+    a history row; the client stamps every record it sends), except those holding the
+    bytes `unless` (the doctor keeps summaries with a string). A caller may switch
+    `derived` while iterating. `count`: how many were skipped."""
 
     tags: frozenset[int] = frozenset()
     derived: bool = False
+    unless: bytes | None = None
     count: int = 0
 
 
@@ -183,7 +185,10 @@ def iter_payloads(
                             while i < end and block[i] & 0x80:
                                 i += 1
                             tag = block[i + 1] if i + 1 < end else -1
-                        if tag in skip_tags or (tag == _SUMMARY_TAG and skip.derived):
+                        if tag in skip_tags or (
+                                tag == _SUMMARY_TAG and skip.derived and (
+                                    skip.unless is None
+                                    or block.find(skip.unless, start, end) < 0)):
                             pos = end
                             recovering = False
                             st.records += 1

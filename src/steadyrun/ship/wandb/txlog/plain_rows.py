@@ -39,6 +39,11 @@ def plain_items(payload: bytes) -> list[tuple[bytes, bytes]] | None:
 
 # The same items with the value's length byte in a group of its own, so the values'
 # texts come out bare (joined into one JSON array without copying each).
+# The keys alone (a regex with one group is about three times faster than ITEM): what
+# a row of a known shape needs. A value's text cannot hold a 0x0a, so no key is
+# matched inside one; the caller still counts the value tags against the keys.
+KEYS = re.compile(rb"\n[\x00-\x7f]\x12([\x00-\x7f][^\x00-\x1f]*)\x82\x01")
+
 # A history record's head: `num` (field 1, a varint) if any, then field 2's tag and its
 # length varint, which may itself hold the bytes 0x82 0x01 (a length of 130).
 HISTORY_HEAD = re.compile(rb"(?:\x08[\x80-\xff]{0,9}[\x00-\x7f])?\x12[\x80-\xff]{0,4}[\x00-\x7f]")
