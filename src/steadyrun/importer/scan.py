@@ -154,43 +154,50 @@ class Scan:
         take = batches.take if batches is not None else None
         skip = self.skip
         ops = self.ops if control_ops is None else control_ops
-        counted = skip.count  # skipped records already numbered in `seq`
-        for payload in iter_payloads(path, self.stats, verify_crc=verify_crc, skip=skip,
-                                     first_block=first_block, stop_block=stop_block):
-            self.seq += 1 + skip.count - counted
-            counted = skip.count
-            seq = self.seq
-            if payload[0] == 0x08:  # `num` first: skip its varint (inlined kind_tag)
-                i = 1
-                while payload[i] & 0x80:
-                    i += 1
-                tag = payload[i + 1] if i + 1 < len(payload) else -1
-            else:
-                tag = payload[0]
-            if tag in SKIP_TAGS:
-                continue
-            if tag == _SUMMARY and self.derive and _INFO_TAG not in payload[-64:]:
-                skip.count += 1  # derived from a row: rebuilt from the rows
-                counted += 1
-                continue
-            if take is not None:
-                if tag == HISTORY_TAG and take(payload, seq):
+        stats = self.stats
+        base = self.seq - stats.records  # a record's seq: base + the reader's count
+        try:
+            for payload in iter_payloads(path, stats, verify_crc=verify_crc, skip=skip,
+                                         first_block=first_block, stop_block=stop_block):
+                seq = base + stats.records
+                if take is not None and take(payload, seq):  # a row of a plain shape
                     continue
-                batches.flush()  # what came before, first
-            if tag == HISTORY_TAG:
-                self.history(payload, seq)
-                continue
-            rec = self.parse(payload, seq)
-            if rec is None:
-                continue
-            if rec.WhichOneof("record_type") == "history":
-                self.history_record(rec, seq)
-                continue
-            if controls is not None:
-                controls.append((seq, payload))
-            self.control(rec, seq, ops)
+                self._one(payload, seq, batches, controls, ops)
+        finally:
+            self.seq = base + stats.records
         if batches is not None:
             batches.flush()
+
+    def _one(self, payload: bytes, seq: int, batches: Any,
+             controls: list[tuple[int, bytes]] | None,
+             ops: dict[tuple[str, ...], tuple[int, Any]]) -> None:
+        """A record the batches did not take."""
+        if payload[0] == 0x08:  # `num` first: skip its varint (inlined kind_tag)
+            i = 1
+            while payload[i] & 0x80:
+                i += 1
+            tag = payload[i + 1] if i + 1 < len(payload) else -1
+        else:
+            tag = payload[0]
+        if tag in SKIP_TAGS:
+            return
+        if tag == _SUMMARY and self.derive and _INFO_TAG not in payload[-64:]:
+            self.skip.count += 1  # derived from a row: rebuilt from the rows
+            return
+        if batches is not None:
+            batches.flush()  # what came before, first
+        if tag == HISTORY_TAG:
+            self.history(payload, seq)
+            return
+        rec = self.parse(payload, seq)
+        if rec is None:
+            return
+        if rec.WhichOneof("record_type") == "history":
+            self.history_record(rec, seq)
+            return
+        if controls is not None:
+            controls.append((seq, payload))
+        self.control(rec, seq, ops)
 
     def control(self, rec: Any, seq: int, ops: dict[tuple[str, ...], tuple[int, Any]]
                 ) -> None:
