@@ -21,6 +21,7 @@ check's concern), since wandb-core writes one per row.
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -234,11 +235,25 @@ def scan(target: WandbTarget) -> WandbScan:
     """Stream the run's `.wandb` files once. A file with no whole record (empty, cut in
     its first record) or with a header that is not W&B's is unreadable: DoctorInputError.
     A header and nothing else is what a run killed at once leaves: read, and unfinished."""
-    from .parallel import stream_parallel
 
     kit = {"stream": _stream, "scanner": _Scanner, "shape": Shape, "skip_tags": _SKIP_TAGS}
     sc = _Scanner(target)
     stats = sc.out.stats
+    collecting = gc.isenabled()
+    gc.disable()  # as importer/scan.py: millions of small tuples, no cycle
+    try:
+        _scan_files(sc, target, kit, stats)
+    finally:
+        if collecting:
+            gc.enable()
+    sc.finish()
+    return sc.out
+
+
+def _scan_files(sc: _Scanner, target: WandbTarget, kit: dict[str, Any],
+                stats: ScanStats) -> None:
+    from .parallel import stream_parallel
+
     for path in target.files:
         before = stats.records
         try:
@@ -257,8 +272,6 @@ def scan(target: WandbTarget) -> WandbScan:
                 continue  # the header alone: a run killed before wandb-core's first flush
             why = "empty" if size == 0 else f"truncated: no whole record in its {size} bytes"
             raise DoctorInputError(f"{path}: W&B transaction log is {why}")
-    sc.finish()
-    return sc.out
 
 
 def _stream(sc: _Scanner, path: Path, *, first_block: int = 0,
