@@ -22,7 +22,10 @@ MAX_PROCS = 4
 
 
 def processes(size: int) -> int:
-    """How many processes to read a log of `size` bytes with (1: one pass)."""
+    """How many processes to read a log of `size` bytes with (1: one pass, also where
+    processes cannot be forked: Windows)."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
