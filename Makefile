@@ -9,18 +9,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv || echo "make: uv not installed: pip installs instead (slower)"
 
-# INSTALL: uv installs the dev extras (torch, lightning, transformers, ...) in about 15 s
-# where pip took 130 s of the 10-minute `make test` (parallel unpacking, no bytecode
-# compile). uv does not read pip's configuration, so what this machine gives pip (its
-# find-links, extra indexes and constraints, from the environment or pip.conf) is handed
-# to it; pip installs when uv is missing or fails.
+# INSTALL: uv installs the dev extras (torch, lightning, transformers, ...) in about 70 s
+# where pip took 130 s of the 10-minute `make test` (parallel downloads, unpacking and
+# bytecode compiling; the bytecode matters: without it every test process compiles
+# torch again when PYTHONDONTWRITEBYTECODE is set). uv does not read pip's
+# configuration, so what this machine gives pip (its find-links, extra indexes and
+# constraints, from the environment or pip.conf) is handed to it; pip installs when uv
+# is missing or fails.
 comma := ,
 define INSTALL
 cfg() { $(BIN)/python -m pip config get "$$1" 2>/dev/null || true; }; \
 v=$${PIP_FIND_LINKS:-$$(cfg global.find-links)}; [ -z "$$v" ] || export UV_FIND_LINKS="$$v"; \
 v=$${PIP_EXTRA_INDEX_URL:-$$(cfg global.extra-index-url)}; [ -z "$$v" ] || export UV_EXTRA_INDEX_URL="$$v"; \
 v=$${PIP_CONSTRAINT:-$$(cfg global.constraint)}; [ -z "$$v" ] || export UV_CONSTRAINT="$$v"; \
-export UV_INDEX_STRATEGY=unsafe-best-match; \
+export UV_INDEX_STRATEGY=unsafe-best-match UV_COMPILE_BYTECODE=1; \
 { [ -x $(BIN)/uv ] && $(BIN)/uv pip install -q --python $(BIN)/python -e '.[$(1)]'; } \
   || $(BIN)/python -m pip install -q -e '.[$(1)]'
 endef

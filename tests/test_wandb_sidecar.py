@@ -61,6 +61,9 @@ def test_two_stages_restarting_at_step_zero_keep_every_row(tmp_path: Path) -> No
     assert log.metrics["stage2/loss"]["step_metric"] == "stage2/step"
     assert not log.metrics["stage1/loss"]["glob"] and not log.metrics["stage2/loss"]["glob"]
     assert not any(m["glob"] for m in log.metrics.values())
+    # Step metrics are axes: hidden from W&B's automatic panels, the data keys are not.
+    assert log.metrics["stage1/step"]["hidden"] and log.metrics["stage2/step"]["hidden"]
+    assert not log.metrics["stage1/loss"]["hidden"] and not log.metrics["stage2/loss"]["hidden"]
     assert log.exit_code == 0
     assert log.torn == 0
     # The sink's status names the W&B folder it wrote, and the offline note says why.

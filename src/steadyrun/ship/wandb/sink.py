@@ -236,7 +236,13 @@ class WandbSink:
         if key in self._defined:
             return
         self._defined.add(key)
-        if is_step_metric(key) or key in self._user_defined:
+        if key in self._user_defined:
+            return
+        if is_step_metric(key):
+            # An axis, not a chart: hidden keeps it out of W&B's automatic panels (one
+            # useless chart per namespace, `eval/step` against `_step`) while it still
+            # serves as its keys' x.
+            self.run.define_metric(key, hidden=True)
             return
         if "*" in key:
             # W&B reads '*' in a metric name as a glob (and refuses it anywhere but at the
