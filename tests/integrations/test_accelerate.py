@@ -145,9 +145,11 @@ def test_by_name_keeps_16_of_16_rows_where_accelerates_wandb_tracker_keeps_12(
     assert [r["lr/step"] for r in log.history if "lr/unet" in r] == list(range(1, 13))
     assert [r["loss/epoch"] for r in log.history if "loss/epoch" in r] == [
         v["loss/epoch"] for _, v in logged[3::4]]
-    assert {k: (m["step_metric"], m["glob"]) for k, m in log.metrics.items()} == {
+    assert {k: (m["step_metric"], m["glob"]) for k, m in log.metrics.items()
+            if not m["hidden"]} == {
         "loss/current": ("loss/step", False), "loss/average": ("loss/step", False),
         "lr/unet": ("lr/step", False), "loss/epoch": ("loss/step", False)}
+    assert {k for k, m in log.metrics.items() if m["hidden"]} == {"loss/step", "lr/step"}
     assert log.config["lr"] == 0.1 and log.config["epochs"] == 4
 
     # Accelerate's W&B tracker on the same 16 calls: the 4 epoch rows are dropped.

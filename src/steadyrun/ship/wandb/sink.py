@@ -25,8 +25,10 @@ from ...store.records import GOALS, STEPPED_KINDS
 from ...store.steps import is_step_metric, step_metric_of
 from ...store.values import restore_values
 from .budget import RowBudget, defined_metrics
+from .overview import argv_of, owner_facts, settings_of
 
 NAME = "wandb"
+DIFF_FILE = "git_diff.patch"  # log/metadata.py's name for a dirty tree's diff
 HISTORY_KINDS = STEPPED_KINDS  # each is one W&B history row, numbered by `_step`
 
 
@@ -145,12 +147,16 @@ class WandbSink:
         self.wandb_dir.mkdir(parents=True, exist_ok=True)
         stats_pid = self.owner_pid if self.owner_pid and os.environ.get(
             "STEADYRUN_WANDB_STATS", "1") != "0" else None
+        # W&B's overview: the owner's program, arguments, host and git (overview.py);
+        # git is never run here (disable_git): the sidecar's folder is not the code's.
+        facts = owner_facts(self.rdir)
         settings = wandb.Settings(
             mode=self.mode, init_timeout=self.init_timeout, silent=True, console="off",
-            save_code=False, disable_code=True, disable_git=True, x_disable_meta=True,
+            save_code=False, disable_code=True, disable_git=True, x_disable_meta=False,
             x_save_requirements=False, disable_job_creation=True,
             x_transaction_log_flush_interval=1.0,
             x_disable_stats=stats_pid is None, **({"x_stats_pid": stats_pid} if stats_pid else {}),
+            **settings_of(facts),
         )
         started = manifest.get("created_at")
         started = float(started) if isinstance(started, (int, float)) else None
@@ -162,7 +168,7 @@ class WandbSink:
             # the sidecar or `steadyrun sync`, whose output is steadyrun's alone.
             os.environ.setdefault("WANDB_SILENT", "true")
         self.status(mode=self.mode, state="starting", run_id=self._run_id, finished=False)
-        with _start_time(started):  # the run began when training did, not when it ships
+        with _start_time(started), argv_of(facts):  # when and what the owner ran
             self.run = wandb.init(
                 id=self._run_id, project=manifest.get("project"), entity=manifest.get("entity"),
                 name=manifest.get("name"), group=manifest.get("group"),
@@ -241,8 +247,10 @@ class WandbSink:
         if is_step_metric(key):
             # An axis, not a chart: hidden keeps it out of W&B's automatic panels (one
             # useless chart per namespace, `eval/step` against `_step`) while it still
-            # serves as its keys' x.
-            self.run.define_metric(key, hidden=True)
+            # serves as its keys' x. (A '*' in it is a glob to W&B: left drawn.)
+            if "*" not in key:
+                with contextlib.suppress(wandb_error()):
+                    self.run.define_metric(key, hidden=True)
             return
         if "*" in key:
             # W&B reads '*' in a metric name as a glob (and refuses it anywhere but at the
@@ -326,6 +334,12 @@ class WandbSink:
         path = self.rdir / rec["path"]
         if path.exists():
             self.run.save(str(path), base_path=str(files_dir(self.rdir)), policy="now")
+            if path.name == DIFF_FILE:  # W&B's overview shows a dirty tree's diff.patch
+                import shutil
+
+                copy = Path(self.run.dir) / "diff.patch"
+                shutil.copyfile(path, copy)
+                self.run.save(str(copy), base_path=self.run.dir, policy="now")
 
     def _ship_artifact(self, rec: dict[str, Any], step: int | None) -> None:
         if not rec.get("upload"):
