@@ -91,3 +91,38 @@ def test_what_survives_a_sigkill(sr_root: Path) -> None:
     values = [v for _, v in data.column("a")]
     assert values == [float(i) for i in range(160)]
     assert data.state == "crashed"
+
+
+CRASHER = """
+import steadyrun
+run = steadyrun.init(project="crash")
+run.log({"train/loss": 1.0})
+print(run.id, flush=True)
+raise ValueError("lr must be positive; token=hf_abcdefghijklmnopqrstuvwxyz012345 was set")
+"""
+
+
+def test_an_uncaught_exception_says_why_the_run_failed(sr_root: Path) -> None:
+    """Issue 17: a crash's exception type and message (redacted) are recorded, and
+    `show` and `runs` say why the run failed."""
+    proc = subprocess.run([sys.executable, "-c", CRASHER], capture_output=True, text=True,
+                          env=os.environ.copy(), timeout=60)
+    assert proc.returncode == 1 and "ValueError" in proc.stderr
+    rid = proc.stdout.strip()
+    data = steadyrun.open_run(rid)
+    assert data.state == "failed" and data.manifest["exit_code"] == 1
+    err = data.manifest["error"]
+    assert err["type"] == "ValueError" and err["message"].startswith("lr must be positive")
+    assert "hf_abcdefghijklmnop" not in err["message"]  # redacted, as everything stored
+    (event,) = [e for e in data.events if e.get("type") == "exception"]
+    assert event["exc_type"] == "ValueError" and event["message"] == err["message"]
+    from steadyrun.ui.model import RunView  # the dashboard's run page says it too
+
+    assert any(n.startswith("failed with ValueError: lr must be positive")
+               for n in RunView(data.dir).payload()["notices"])
+    for argv in (["show", rid], ["runs"]):
+        out = subprocess.run([sys.executable, "-m", "steadyrun", *argv], capture_output=True,
+                             text=True, env={**os.environ, "COLUMNS": "250"}, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "failed (ValueError: lr must be positive" in out.stdout, out.stdout
+        assert "hf_abcdefghijklmnop" not in out.stdout

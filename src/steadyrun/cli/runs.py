@@ -40,13 +40,21 @@ def run_row(data: Any, rows: int | None = None, last_step: Any = None) -> dict[s
            "age": _age(m.get("created_at")), "dir": str(data.dir)}
     if isinstance(m.get("dropped_rows"), int) and m["dropped_rows"]:
         out["dropped_rows"] = m["dropped_rows"]
+    if isinstance(m.get("error"), dict) and data.state == "failed":
+        out["error"] = m["error"]
     return out
 
 
 def state_text(row: dict[str, Any]) -> str:
-    """`finished`, or `finished, 47570 rows dropped (disk full)`."""
+    """`finished`, `finished, 47570 rows dropped (disk full)`, or `failed (ValueError:
+    lr must be positive)`."""
     n = row.get("dropped_rows")
-    return f"{row['state']}, {n} rows dropped (disk full)" if n else row["state"]
+    text = f"{row['state']}, {n} rows dropped (disk full)" if n else row["state"]
+    err = row.get("error")
+    if isinstance(err, dict) and err.get("type"):
+        why = f"{err['type']}: {err.get('message') or ''}".rstrip(": ")
+        text += f" ({why[:80]})"
+    return text
 
 
 def locate_run(ref: str, root: str | None) -> Path:

@@ -55,7 +55,7 @@ def install_exit_hooks() -> None:
 
     def excepthook(tp: Any, value: Any, tb: Any) -> None:
         for run in list(active):
-            run.mark_failed()
+            run.mark_failed(tp, value)
         previous(tp, value, tb)
 
     sys.excepthook = excepthook

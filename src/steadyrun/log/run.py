@@ -79,6 +79,7 @@ class Run(RunSaid, RunExtras, RunBaseline):
         self._finished = False
         self._late_warned = False
         self._failed = False
+        self._error: dict[str, str] | None = None  # the uncaught exception, mark_failed
         self._media_counter = 0
         self.summary = RunMapping(self._on_summary)
         self.config = RunMapping(self._on_config)
@@ -341,7 +342,9 @@ class Run(RunSaid, RunExtras, RunBaseline):
         self._append = self._late_append  # what comes after finish() is kept apart
         lost = self._writer.lost_rows  # rows the disk refused
         if self.role == "owner":
-            dropped = {"dropped_rows": lost} if lost else {}
+            dropped: dict[str, Any] = {"dropped_rows": lost} if lost else {}
+            if self._error is not None and state == "failed":
+                dropped["error"] = self._error
             try:
                 update_manifest(self.dir, state=state, exit_code=exit_code,
                                 finished_at=time.time(), global_step=self._step,
@@ -365,9 +368,27 @@ class Run(RunSaid, RunExtras, RunBaseline):
         """Whether `finish()` has closed this process's segment."""
         return self._finished
 
-    def mark_failed(self) -> None:
-        """An uncaught exception is on its way: the run ends as failed (live_runs.py)."""
+    def mark_failed(self, exc_type: type[BaseException] | None = None,
+                    exc: BaseException | None = None) -> None:
+        """An uncaught exception is on its way: the run ends as failed (live_runs.py),
+        and says why: the exception's type and message (redacted, cut at 2,000
+        characters) go into an `exception` event and run.json's `error`, which `show`,
+        `runs` and the dashboard print."""
         self._failed = True
+        if exc_type is None or self._finished:
+            return
+        from ..store.redact import redact_text
+
+        name = getattr(exc_type, "__qualname__", str(exc_type))
+        module = getattr(exc_type, "__module__", "builtins")
+        if module not in ("builtins", "__main__"):
+            name = f"{module}.{name}"
+        message = redact_text(str(exc) if exc is not None else "")[:2000]
+        self._error = {"type": name, "message": message}
+        with self._lock:
+            if not self._finished:
+                self._append(records.encode(records.event("exception", exc_type=name,
+                                                          message=message)))
 
     def note_seeds(self, seeds: dict[str, Any]) -> None:
         """Seeds set after `init` (`set_seeds`): they join the metadata record, or, for a

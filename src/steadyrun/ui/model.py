@@ -157,6 +157,9 @@ class RunView:
                 row["dropped_rows"] = m["dropped_rows"]
             if m.get("manifest_error"):
                 row["notice"] = f"run.json could not be read: {m['manifest_error']}"
+            err = m.get("error")
+            if data.state == "failed" and isinstance(err, dict) and err.get("type"):
+                row["failure"] = err  # why it failed (log/run.py mark_failed)
             return row
 
     def payload(self) -> dict[str, Any]:
@@ -165,6 +168,9 @@ class RunView:
             row = self.summary_row()
             recs = self.records()
             notices = [row["notice"]] if row.get("notice") else []
+            if row.get("failure"):  # not "error": the page reads that as the API's
+                err = row["failure"]
+                notices.append(f"failed with {err['type']}: {err.get('message') or ''}")
             config: dict[str, Any] = {}
             summary: dict[str, Any] = {}
             metrics: dict[str, dict[str, Any]] = {}
