@@ -235,12 +235,8 @@ class Scan:
                 self.skip.derived = False
             if self.rule_for is not None:
                 self.rule_for(self.defs.as_dicts())
-        elif kind == "files":
-            log.apply_files(rec.files)
-        elif kind == "alert":
-            log.apply_alert(rec.alert)
-        elif kind == "exit":
-            log.exit_code = rec.exit.exit_code
+        else:
+            log.apply_end(rec, kind)
 
     def finish(self) -> Scan:
         log = self.log

@@ -48,6 +48,11 @@ def _axis(key: str) -> str | None:
     return axis
 
 
+def _entry() -> dict[str, Any]:
+    return {"n": 0, "nonfinite": 0, "last": None, "last_step": None, "last_t": None,
+            "min": None, "min_step": None, "max": None, "max_step": None}
+
+
 def _fold_row(d: dict[str, Any], rec: dict[str, Any]) -> None:
     values = rec.get("v")
     if not isinstance(values, dict):
@@ -72,9 +77,7 @@ def _fold_row(d: dict[str, Any], rec: dict[str, Any]) -> None:
         s = values.get(sk, x)
         entry = keys.get(k)
         if entry is None:
-            entry = keys[k] = {"n": 0, "nonfinite": 0, "last": None, "last_step": None,
-                               "last_t": None, "min": None, "min_step": None, "max": None,
-                               "max_step": None}
+            entry = keys[k] = _entry()
         entry["n"] += 1
         if nf and k in nf:
             entry["nonfinite"] += 1
@@ -113,9 +116,7 @@ def fold_columns(d: dict[str, Any], columns: dict[str, Sequence[Any]],
         s = columns.get(sk, xs)
         entry = keys.get(k)
         if entry is None:
-            entry = keys[k] = {"n": 0, "nonfinite": 0, "last": None, "last_step": None,
-                               "last_t": None, "min": None, "min_step": None, "max": None,
-                               "max_step": None}
+            entry = keys[k] = _entry()
         entry["n"] += n
         entry["last"], entry["last_step"], entry["last_t"] = col[-1], s[-1], t
         low = min(col)  # the first of equal least values, as the row-wise `<` keeps

@@ -189,6 +189,19 @@ class TxLog:
             if f.path not in self.files:
                 self.files.append(f.path)
 
+    def apply_end(self, rec: Any, kind: str) -> bool:
+        """A files, alert or exit record (False for any other kind): shared by `load`
+        and the importer's own pass."""
+        if kind == "files":
+            self.apply_files(rec.files)
+        elif kind == "alert":
+            self.apply_alert(rec.alert)
+        elif kind == "exit":
+            self.exit_code = rec.exit.exit_code
+        else:
+            return False
+        return True
+
     def apply_alert(self, a: Any) -> None:
         self.alerts.append({"title": a.title, "text": a.text, "level": a.level,
                             "wait_duration": a.wait_duration})
@@ -334,12 +347,8 @@ def load(
                 log.apply_run(rec.run)
             elif kind == "metric":
                 defs.add(rec.metric)
-            elif kind == "files":
-                log.apply_files(rec.files)
-            elif kind == "alert":
-                log.apply_alert(rec.alert)
-            elif kind == "exit":
-                log.exit_code = rec.exit.exit_code
+            elif log.apply_end(rec, kind):
+                pass
             elif kind == "header":
                 producer = rec.header.version_info.producer
                 if producer:
