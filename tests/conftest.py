@@ -22,6 +22,12 @@ _STEADYRUN_ENV = ("STEADYRUN_MODE", "WANDB_MODE", "STEADYRUN_STRICT", "STEADYRUN
 # Launcher variables: a test run inside a SLURM or torchrun job must still own its runs.
 _RANK_ENV = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 
+# Console capture (log/console.py) points fd 1 and 2 at a pipe: in this process it would
+# fight pytest's own fd capture, and scripts' output would reach the tests a thread's
+# hop later. Off for the suite, the processes it starts included (they inherit it);
+# tests/test_console.py turns it on where it is the subject.
+os.environ["STEADYRUN_CONSOLE"] = "off"
+
 
 @pytest.fixture
 def sr_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .log.console import enabled as console_enabled
 from .log.inert import InertRun
 from .log.run import Run
 from .log.run_folder import writable_run_dir
@@ -66,7 +67,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
          metadata: bool | None = None, required_tags: Sequence[str] | None = None,
          wandb_rows_per_min: float | None = None, id: str | None = None,
          baseline: str | None = None, regression: Mapping[str, Any] | None = None,
-         regression_k: float | None = None,
+         regression_k: float | None = None, console: str | None = None,
          **_unknown: Any) -> Run | InertRun:
     """Start or join the pipeline's run. See DESIGN.md section 2 for every argument.
 
@@ -86,6 +87,8 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
     wandb.init's own arguments are taken too (`reinit`, `config_include_keys`, ...;
     log/wandb_args.py says what each does here), so `import steadyrun as wandb` works.
     `steadyrun.run` is the run returned last, until it finishes.
+    `console` ("on" by default, or STEADYRUN_CONSOLE; "off") tees this process's stdout
+    and stderr into the run (log/console.py): `steadyrun logs RUN` prints them.
     """
     reinit = None
     if _unknown:  # wandb.init's arguments (import steadyrun as wandb), else a TypeError
@@ -109,7 +112,7 @@ def init(project: str | None = None, name: str | None = None, config: Any = None
         gpu_stats_interval=gpu_stats_interval, sidecar=sidecar, finish_timeout=finish_timeout,
         metadata=metadata, required_tags=required_tags,
         wandb_rows_per_min=wandb_rows_per_min, id=id, baseline=baseline,
-        regression=regression, regression_k=regression_k))
+        regression=regression, regression_k=regression_k, console=console))
 
 
 def _init(*, project: str | None, name: str | None, config: Any, tags: Any, group: str | None,
@@ -119,7 +122,7 @@ def _init(*, project: str | None, name: str | None, config: Any, tags: Any, grou
           metadata: bool | None, required_tags: Sequence[str] | None,
           wandb_rows_per_min: float | None, id: str | None, baseline: str | None,
           regression: Mapping[str, Any] | None,
-          regression_k: float | None) -> Run | InertRun:
+          regression_k: float | None, console: str | None = None) -> Run | InertRun:
     if required_tags:
         check_required_tags(tags_of(tags), list(required_tags))
     for label, every in (("log_interval", log_interval),
@@ -235,6 +238,7 @@ def _init(*, project: str | None, name: str | None, config: Any, tags: Any, grou
                      steps=steps, global_step=global_step, key_prefix="",
                      name=manifest["name"], job_type=manifest["job_type"], config=config,
                      metadata=_metadata_on(metadata), **intervals,
+                     console=console_enabled(console),
                      baseline={"ref": baseline, "spec": spec, "refused": refused,
                                "resolve": _resolver(root_dir(dir), manifest["project"],
                                                     run_id)},
@@ -458,7 +462,7 @@ def _join(ctx: Mapping[str, Any], *, role: str, name: str | None, job_type: str 
                      strict=strict, steps={}, global_step=0, key_prefix=key_prefix, name=name,
                      job_type=job_type, config=config, log_interval=log_interval,
                      gpu_stats_interval=gpu_stats_interval, sidecar=sidecar,
-                     leaderboard=_leaderboard_table)
+                     leaderboard=_leaderboard_table, console=console_enabled(None))
 
 
 def attach(run_id: str, dir: str | os.PathLike[str] | None = None, *, name: str | None = None,

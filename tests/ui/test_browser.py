@@ -565,6 +565,42 @@ def test_every_view_shows_without_errors(page, ui, root, tmp_path):
         assert (tmp_path / f"{view}.png").stat().st_size > 0
 
 
+LOGGER = """
+import sys, time, steadyrun
+run = steadyrun.init(project="browser", name="logs", mode="local")
+print("RUN=" + run.id, flush=True)
+print("<b>markup stays text</b>", flush=True)  # (a piped stdout is block-buffered)
+time.sleep(0.2)  # stdout and stderr are two pipes: order between them is by arrival
+print("an error line", file=sys.stderr)
+time.sleep(0.2)
+for i in range(3):
+    print(f"epoch {i}", flush=True)
+run.finish()
+"""
+
+
+def test_the_logs_view_shows_the_runs_console(page, ui, root, tmp_path):
+    """Issue 17: the run page's Logs view: the captured stdout and stderr in order,
+    stderr marked, markup shown as text."""
+    rdir, _ = root
+    script = tmp_path / "logger.py"
+    script.write_text(LOGGER)
+    proc = subprocess.run([sys.executable, str(script)], env=_env(rdir), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rid = re.search(r"RUN=(\w+)", proc.stdout).group(1)
+    show(page, ui["url"] + "#logs?runs=" + rid)
+    box = page.locator(f'pre.console[data-run="{rid}"]')
+    box.wait_for()
+    lines = box.locator(".line").all_inner_texts()
+    assert lines == [f"RUN={rid}", "<b>markup stays text</b>", "an error line", "epoch 0",
+                     "epoch 1", "epoch 2"]
+    assert box.locator(".line.err").all_inner_texts() == ["an error line"]
+    assert box.locator("b").count() == 0
+    assert "6 lines" in page.locator("#view h2").first.inner_text()
+    page.screenshot(path=str(tmp_path / "logs.png"), full_page=True)
+
+
 def test_ctrl_c_stops_the_server(ui):
     """Last: SIGINT (Ctrl-C) stops `steadyrun ui` cleanly, exit status 0."""
     proc = ui["proc"]

@@ -9,17 +9,30 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import check, compare, demo, doctor, import_, leaderboard, report, runs, show, sync, ui
+from . import (
+    check,
+    compare,
+    demo,
+    doctor,
+    import_,
+    leaderboard,
+    logs,
+    report,
+    runs,
+    show,
+    sync,
+    ui,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="steadyrun", description="The `steadyrun` command: "
-                                "demo, runs, show, sync, ui, report, compare, "
+                                "demo, runs, show, logs, sync, ui, report, compare, "
                                 "leaderboard, check, doctor, import.")
     p.add_argument("--dir", default=None, help="root folder (default: $STEADYRUN_DIR or ./steadyrun)")
     sub = p.add_subparsers(dest="command", required=True)
-    for command in (demo, runs, show, sync, ui, report, compare, leaderboard, check, doctor,
-                    import_):
+    for command in (demo, runs, show, logs, sync, ui, report, compare, leaderboard, check,
+                    doctor, import_):
         command.register(sub)
     return p
 

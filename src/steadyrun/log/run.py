@@ -80,6 +80,7 @@ class Run(RunSaid, RunExtras, RunBaseline):
         self._late_warned = False
         self._failed = False
         self._error: dict[str, str] | None = None  # the uncaught exception, mark_failed
+        self._console: Any = None  # log/console.Capture, when this run holds the process's
         self._media_counter = 0
         self.summary = RunMapping(self._on_summary)
         self.config = RunMapping(self._on_config)
@@ -336,6 +337,9 @@ class Run(RunSaid, RunExtras, RunBaseline):
             self._append(records.encode(records.closed(exit_code, state)))
             self._finished = True
             self._fast = (None, (), b"")  # later log() calls take the slow path, which refuses them
+        if self._console is not None:  # (a crash's traceback was printed by now)
+            self._console.stop()
+            self._console = None
         self._writer.close()
         if self._digest is not None:
             self._digest.update(limit=None)
@@ -403,6 +407,13 @@ class Run(RunSaid, RunExtras, RunBaseline):
         self._append = _drop
         self._writer = _ForkedWriter()
         self._sidecar = None
+        if self._console is not None:
+            # the parent's thread reads the pipe this child writes to: its lines are the
+            # parent's
+            from . import console
+
+            console.forget_after_fork()
+            self._console = None
         self._finished = True
         self._forked = True
 
@@ -411,7 +422,7 @@ class Run(RunSaid, RunExtras, RunBaseline):
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
-            self._failed = True
+            self.mark_failed(exc_type, exc)
             self.alert("run failed", f"{exc_type.__name__}: {exc}", "ERROR")
         self.finish()
 

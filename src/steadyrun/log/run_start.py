@@ -39,10 +39,11 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
               metadata: bool = False, baseline: dict[str, Any] | None = None,
               sidecar: Callable[[Run], Sidecar] | None = None,
               leaderboard: Callable[..., Any] | None = None,
-              best_checkpoint: float | None = None) -> Run:
+              best_checkpoint: float | None = None, console: bool = False) -> Run:
     """A Run writing its own new segment of the run at `rdir`, registered for the
     process's exit hooks. `sidecar(run)` makes the owner's sidecar once the config and
-    the metadata collection have started. `baseline` (api.py: ref, spec, refused,
+    the metadata collection have started. `console`: tee this process's stdout and
+    stderr into the run (log/console.py). `baseline` (api.py: ref, spec, refused,
     resolve) sets up the live regression check (run_baseline.py).
     `leaderboard(root, **filters)` gives the
     (columns, rows) that `run.log_leaderboard` logs (the reader's ranking, which log/
@@ -62,6 +63,10 @@ def start_run(rdir: Path, run_id: str, manifest: dict[str, Any], *, role: str, m
     heartbeat.callbacks.append(run._digest.update)  # every few seconds, writer thread
     run._digest.observers.append(run._observe_rows)  # live regression check
     live_runs.register(run)
+    if console:
+        from . import console as console_capture
+
+        run._console = console_capture.start(rdir, writer_name)
     run.log_interval = log_interval
     run.gpu_stats_interval = gpu_stats_interval
     if config is not None:

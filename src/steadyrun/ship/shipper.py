@@ -138,12 +138,15 @@ class Shipper:
         return seqs, rows
 
     def step_once(self) -> int:
-        """Ship one batch of whatever is new; return the number of records it held."""
+        """Ship one batch of whatever is new; return the number of records it held (and
+        of console lines, for a sink that ships them: `ship_console`)."""
+        console = getattr(self.sink, "ship_console", None)
+        lines = console() if console is not None else 0
         start = dict(self.cursor.offsets)
         batch, end = self._read_batch(start)
         if not batch:
             self.cursor.offsets.update(end)
-            return 0
+            return lines
         steps, rows = self._count(batch)
         self.cursor.begin(start, end, steps, rows)
         next_seq, shipped = self._ship(batch, self.cursor.next_seq)
@@ -151,7 +154,7 @@ class Shipper:
         self.cursor.commit(end, next_seq, rows)
         if self.progress is not None:
             self.progress(self._shipped, self.cursor.unshipped_bytes(self.rdir))
-        return len(batch)
+        return len(batch) + lines
 
     def run(self) -> Outcome:
         """Ship under the sink's lock: two shippers on one cursor would duplicate rows.

@@ -34,6 +34,7 @@ SEGMENTS = "segments"
 SINKS = "sinks"
 MEDIA = "media"
 FILES = "files"
+CONSOLE = "console"  # log/console.py: each writer's stdout and stderr
 ARTIFACTS = "artifacts"
 STAGED = "staged"  # under artifacts/: a wandb.Artifact's files gathered (hard links)
 RUN_FOLDERS = (SEGMENTS, MEDIA, FILES, ARTIFACTS, SINKS)
@@ -106,6 +107,11 @@ def segments_dir(rdir: Path) -> Path:
 
 def segment_path(rdir: Path, writer: str) -> Path:
     return rdir / SEGMENTS / f"{writer}{SEGMENT_SUFFIX}"
+
+
+def console_path(rdir: Path, writer: str) -> Path:
+    """A writer's captured stdout and stderr (log/console.py), one JSON line per line."""
+    return rdir / CONSOLE / f"{writer}.jsonl"
 
 
 def column_cache_path(segment: Path) -> Path:

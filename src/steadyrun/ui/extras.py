@@ -145,3 +145,24 @@ def anomalies(view: RunView, keys: list[str] | None = None) -> list[dict[str, An
                     "message": f"{bad_lines} torn line(s) in the segments (a killed writer)"})
     out.sort(key=lambda a: a.get("t") if isinstance(a.get("t"), (int, float)) else float("inf"))
     return out
+
+
+LOG_LINES = 5000  # the last lines a page shows of a run's console
+
+
+def logs(view: RunView, tail: int = LOG_LINES) -> dict[str, Any]:
+    """The run's captured console (log/console.py): its last `tail` lines in time order,
+    each `{t, s, l, w}` (w: the writer, `owner-1234`), and how many there are."""
+    from collections import deque
+
+    from ..read.console import console_files, console_lines
+    from ..store.console_file import short_writer
+
+    writers = list(console_files(view.dir))
+    total = 0
+    last: deque[dict[str, Any]] = deque(maxlen=max(0, tail))
+    for rec in console_lines(view.dir):
+        total += 1
+        last.append({"t": rec.get("t"), "s": rec.get("s"), "l": rec["l"],
+                     "w": short_writer(rec["writer"])})
+    return {"lines": list(last), "total": total, "writers": [short_writer(w) for w in writers]}

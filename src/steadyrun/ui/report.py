@@ -47,6 +47,7 @@ def collect(views: list[RunView]) -> dict[str, Any]:
         data[base + "/series"] = view.series(view.row_keys())
         data[base + "/media"] = extras.media(view, lambda rel, v=view: _data_uri(v, rel))
         data[base + "/anomalies"] = extras.anomalies(view)
+        data[base + "/logs"] = extras.logs(view)
         for bid in (data[base].get("baseline") or {}).get("runs", []):
             path = f"/api/run/{bid}/series"
             if path not in data:  # a baseline's curves, drawn faint behind the run's

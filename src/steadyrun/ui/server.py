@@ -16,6 +16,7 @@ path taken from a URL is resolved by `Catalog`, which never leaves the root.
     GET /api/run/<id>/series?key=..&axis=step|time&lo=..&hi=..&n=..
     GET /api/run/<id>/media            tables, images, histograms, alerts, files, checkpoints
     GET /api/run/<id>/anomalies
+    GET /api/run/<id>/logs             its captured stdout and stderr, the last lines
     GET /api/run/<id>/file/<path>      a file of the run folder (images, saved files)
 """
 
@@ -177,6 +178,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(extras.media(view, lambda p: f"/api/run/{rid}/file/{quote(p)}"))
         elif what == "anomalies":
             self._json(extras.anomalies(view))
+        elif what == "logs":
+            self._json(extras.logs(view))
         elif what.startswith("file/"):
             file = self.server.catalog.file(view.dir.name, unquote(what[len("file/"):]))
             if file is None:

@@ -20,7 +20,14 @@ from typing import Any
 
 import orjson
 
-from ...store.layout import files_dir, read_sink_status, update_sink_status
+from ...store.console_file import console_files, read_lines, short_writer
+from ...store.layout import (
+    atomic_write_bytes,
+    files_dir,
+    read_sink_status,
+    sink_path,
+    update_sink_status,
+)
 from ...store.records import GOALS, STEPPED_KINDS
 from ...store.steps import is_step_metric, step_metric_of
 from ...store.values import restore_values
@@ -210,9 +217,57 @@ class WandbSink:
                     best = num
         return best
 
+    def ship_console(self) -> int:
+        """New lines of the run's console files (log/console.py) to W&B's Logs tab, in
+        order per writer, each marked `[role-pid]` when the run has several writers (as
+        W&B marks its processes); the offsets shipped are kept in
+        sinks/wandb.console.json, so a later pass (`sync`) sends none twice. W&B takes
+        console output only from its own capture: the record is handed to its
+        interface (`run._interface._publish_output_raw`, a private name; DESIGN.md 4)."""
+        if self.run is None:
+            return 0
+        files = console_files(self.rdir)
+        if not files:
+            return 0
+        path = sink_path(self.rdir, NAME, "console.json")
+        try:
+            offsets = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            offsets = {}
+        shipped = 0
+        many = len(files) > 1
+        for writer, cfile in files.items():
+            lines, end = read_lines(cfile, int(offsets.get(writer, 0)))
+            if not lines:
+                continue
+            prefix = f"[{short_writer(writer)}] " if many else ""
+            try:
+                for rec in lines:
+                    self._output_raw(rec, prefix)
+            except Exception as exc:  # noqa: BLE001 - a wandb without this private path
+                print(f"steadyrun: W&B did not take the console lines ({exc}); they stay "
+                      f"in the run (steadyrun logs)", file=sys.stderr)
+                return shipped
+            shipped += len(lines)
+            offsets[writer] = end
+            atomic_write_bytes(path, orjson.dumps(offsets))
+        return shipped
+
+    def _output_raw(self, rec: dict[str, Any], prefix: str) -> None:
+        from wandb.proto import wandb_internal_pb2 as pb
+
+        kind = pb.OutputRawRecord.OutputType
+        out = pb.OutputRawRecord(output_type=kind.STDERR if rec.get("s") == "err" else
+                                 kind.STDOUT, line=prefix + rec["l"] + "\n")
+        t = float(rec.get("t") or time.time())
+        out.timestamp.seconds = int(t)
+        out.timestamp.nanos = int((t - int(t)) * 1e9)
+        self.run._interface._publish_output_raw(out, nowait=False)
+
     def close(self, exit_code: int, state: str) -> None:
         if self.run is None:
             return
+        self.ship_console()  # the last lines (a crash's traceback) before the end
         if self.budget is not None:
             # The true last value of every key whose last row the budget held back.
             self.run.summary.update(self.budget.final_summary())

@@ -51,6 +51,11 @@
     const changed = [];
     try {
       if (current === "runs") { await SR.views.runs.update(); return; }
+      if (current === "logs") { // new lines come without new rows: look again each tick
+        busy = true;
+        try { await SR.views.logs.render(document.getElementById("view"), true); } finally { busy = false; }
+        return;
+      }
       for (const id of SR.selected) {
         const s = await SR.api("/api/run/" + encodeURIComponent(id) + "/stamp");
         if (stamps[id] !== undefined && s.stamp !== stamps[id]) changed.push(id);
