@@ -57,6 +57,8 @@ SCRIPTS: list[tuple[str, str, list[str], int]] = [
     # A 1 M-row W&B run written by raw wandb.log (about 6 min on 2 cores), then
     # `steadyrun import` and `steadyrun doctor` timed on it.
     ("bench_wandb_import.py", "w", ["w1", "w2"], 1800),
+    # A print-heavy loop (10,000 lines/s) with the console captured and without.
+    ("bench_console.py", "k", ["k1", "k2", "k3"], 600),
 ]
 # The peers of section p (the `bench` extra), named with their versions.
 PEERS = ("trackio", "tensorboardX", "mlflow", "dvclive")
@@ -74,6 +76,7 @@ SECTIONS = {
     "u": "(u) the dashboard (`steadyrun ui`), the report, and Trackio's dashboard",
     "l": "(l) deciding with runs: `steadyrun leaderboard` and `compare` over many runs",
     "w": "(w) reading a big W&B run: `steadyrun import` and `steadyrun doctor`",
+    "k": "(k) console capture on a print-heavy loop",
 }
 
 

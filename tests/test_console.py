@@ -163,3 +163,25 @@ def test_console_lines_reach_wandbs_logs_tab_once(tmp_path: Path) -> None:
     assert sum("inherited child" in x for x in lines) == 1
     steadyrun_cli(tmp_path, "sync", rdir.name, "--mode", "offline")
     assert _output_lines(rdir) == lines  # nothing sent twice
+
+
+def test_a_burst_of_prints_is_kept_whole(sr_root: Path) -> None:
+    """20,000 lines printed as fast as the loop goes (no pacing): every one reaches the
+    terminal and the run, in order (the reader gathers them; the pipe holds them)."""
+    code = textwrap.dedent("""
+        import sys, steadyrun
+        run = steadyrun.init(project="burst", mode="local")
+        print("RUN=" + run.id, flush=True)
+        for i in range(20_000):
+            print(f"line {i} " + "x" * (i % 50))
+        run.finish()
+    """)
+    env = {**os.environ, "STEADYRUN_DIR": str(sr_root), "STEADYRUN_CONSOLE": "on"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    shown = proc.stdout.splitlines()
+    assert len(shown) == 20_001
+    rid = shown[0].split("=", 1)[1]
+    kept = [r["l"] for r in _lines(steadyrun.open_run(rid).dir)]
+    assert kept == shown

@@ -29,6 +29,7 @@ Off with `init(console="off")` or `STEADYRUN_CONSOLE=off`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import selectors
 import sys
@@ -43,6 +44,8 @@ from ..store.redact import redact_text
 
 _STREAMS = ((1, "out"), (2, "err"))
 _PARTIAL_MAX = 1 << 20
+_PIPE_BYTES = 1 << 20
+_GATHER_S = 0.02
 _active: Capture | None = None
 _lock = threading.Lock()
 
@@ -109,6 +112,8 @@ class Capture:
             for fd, stream in _STREAMS:
                 saved = os.dup(fd)
                 r, w = os.pipe()
+                with contextlib.suppress(AttributeError, OSError):  # Linux only
+                    fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
                 os.dup2(w, fd)
                 os.close(w)
                 os.set_inheritable(saved, False)
@@ -127,7 +132,7 @@ class Capture:
         self._thread.start()
         return True
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
         """Put fd 1 and 2 back, write what the pipes still hold, end the thread."""
         global _active
         _flush_python()
@@ -138,6 +143,16 @@ class Capture:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                # Never close descriptors the reader still uses: a number closed here is
+                # soon another file's (a segment's), which it would then write into.
+                print("steadyrun: the console reader is still writing after "
+                      f"{timeout:.0f} s; its last lines may be missing from the run",
+                      file=sys.stderr)
+                with _lock:
+                    if _active is self:
+                        _active = None
+                return
         self._restore()
         with _lock:
             if _active is self:
@@ -177,6 +192,10 @@ class Capture:
                     self._take(stream, data)
                 if not sel.get_map():
                     break
+                # Let lines gather (the pipe holds them; 1 MiB where Linux allows): one
+                # wake-up and one redaction per 20 ms, not per print, so the training
+                # thread finds the GIL free far more often.
+                self._stopping.wait(_GATHER_S)
         finally:
             sel.close()
             for stream, rest in self._partial.items():
@@ -202,13 +221,20 @@ class Capture:
     def _emit(self, lines: list[tuple[str, bytes]]) -> None:
         t = time.time()
         out = []
+        by_stream: dict[str, list[bytes]] = {}
         for stream, raw in lines:
             if raw.endswith(b"\r"):
                 raw = raw[:-1]  # a \r\n line end
             if b"\r" in raw:  # a line rewritten in place (tqdm): its final state
                 raw = raw.rsplit(b"\r", 1)[1]
-            text = redact_text(raw.decode("utf-8", errors="replace"))
-            out.append(orjson.dumps({"t": t, "s": stream, "l": text}) + b"\n")
+            by_stream.setdefault(stream, []).append(raw)
+        for stream, raws in by_stream.items():
+            # One redaction over the chunk's lines (a call costs about 60 us whatever its
+            # length; per line, 10,000 lines/s would hold the GIL most of each second).
+            # A secret spread over lines (a PEM key) is caught too, and becomes one line.
+            text = redact_text(b"\n".join(raws).decode("utf-8", errors="replace"))
+            out.extend(orjson.dumps({"t": t, "s": stream, "l": line}) + b"\n"
+                       for line in text.split("\n"))
         self.lines += len(out)
         if self._out >= 0:
             with contextlib.suppress(OSError):
