@@ -164,6 +164,35 @@ def test_console_lines_reach_wandbs_logs_tab_once(tmp_path: Path) -> None:
     steadyrun_cli(tmp_path, "sync", rdir.name, "--mode", "offline")
     assert _output_lines(rdir) == lines  # nothing sent twice
 
+    # raw wandb doing the same (its own console capture): what its Logs tab holds, ours
+    # holds too
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "raw.py").write_text(textwrap.dedent("""
+        import sys, wandb
+        run = wandb.init(project="console-wandb", mode="offline",
+                         settings=wandb.Settings(console="wrap", x_disable_stats=True))
+        for i in range(3):
+            print(f"epoch {i} done")
+            run.log({"train/loss": 1.0 / (i + 1)})
+        print("a warning line", file=sys.stderr)
+        run.finish()
+    """))
+    from steadyrun.testing import wandb_env
+
+    subprocess.run([sys.executable, "raw.py"], cwd=raw, check=True, capture_output=True,
+                   env=wandb_env(raw, WANDB_DIR=str(raw), WANDB_CONSOLE=None,
+                                 WANDB_SILENT="true"), timeout=120)
+    from steadyrun.ship.wandb import txlog
+
+    (raw_log,) = txlog.find_run_files(raw / "wandb")
+    assert txlog.wait_complete(raw_log, timeout=30)
+    raw_lines = "".join(r.output_raw.line for r in txlog.iter_records(raw_log)
+                        if r.WhichOneof("record_type") == "output_raw").splitlines()
+    theirs = {x.strip() for x in raw_lines if "epoch" in x or "warning line" in x}
+    assert len(theirs) == 4, raw_lines
+    assert theirs <= {x.split("] ", 1)[1] for x in owner}
+
 
 def test_a_burst_of_prints_is_kept_whole(sr_root: Path) -> None:
     """20,000 lines printed as fast as the loop goes (no pacing): every one reaches the
@@ -185,3 +214,26 @@ def test_a_burst_of_prints_is_kept_whole(sr_root: Path) -> None:
     rid = shown[0].split("=", 1)[1]
     kept = [r["l"] for r in _lines(steadyrun.open_run(rid).dir)]
     assert kept == shown
+
+
+def test_logs_follow_prints_lines_as_they_come_and_ends_with_the_run(sr_root: Path) -> None:
+    code = textwrap.dedent("""
+        import sys, time, steadyrun
+        run = steadyrun.init(project="follow", mode="local")
+        print("RUN=" + run.id, flush=True)
+        time.sleep(1.5)
+        for i in range(3):
+            print(f"later {i}", flush=True)
+            time.sleep(0.3)
+        run.finish()
+    """)
+    env = {**os.environ, "STEADYRUN_DIR": str(sr_root), "STEADYRUN_CONSOLE": "on"}
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env=env)
+    assert writer.stdout is not None
+    rid = writer.stdout.readline().strip().split("=", 1)[1]
+    follow = subprocess.run([sys.executable, "-m", "steadyrun", "logs", rid, "-f"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    writer.wait(30)
+    assert follow.returncode == 0, follow.stderr
+    assert follow.stdout.splitlines() == [f"RUN={rid}", "later 0", "later 1", "later 2"]
