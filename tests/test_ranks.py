@@ -29,6 +29,7 @@ SCRIPT = textwrap.dedent("""
         run.log({"train/loss": float(rank * 100 + i)}, reduce="mean")
         run.log({"worker/value": float(rank)})
     run.summary.update({"final": 1.0})
+    print(f"hello from rank {rank}", flush=True)  # captured per writer (log/console.py)
     run.finish()
     # One write(2) of a whole line: both ranks share torchrun's stdout pipe, and print()
     # with several arguments may write them piece by piece (unbuffered), interleaving
@@ -100,6 +101,14 @@ def test_torchrun_all_ranks_share_one_run(tmp_path: Path) -> None:
     # the reduced metric is recorded by rank 0 only, never duplicated under rank1/
     assert len(data.column("train/loss")) == 20
     assert data.column("rank1/train/loss") == []
+    # each rank's console is its own writer's (issue 17), and still reaches torchrun
+    consoles = {p.name.split("-")[0]: p.read_text() for p in (data.dir / "console").glob("*")}
+    assert sorted(consoles) == ["owner", "rank1"]
+    assert "hello from rank 0" in consoles["owner"]
+    assert "hello from rank 1" not in consoles["owner"]
+    assert "hello from rank 1" in consoles["rank1"]
+    assert "hello from rank 0" not in consoles["rank1"]
+    assert "hello from rank 0" in out and "hello from rank 1" in out
 
 
 def test_torchrun_two_nodes_on_loopback(tmp_path: Path) -> None:
