@@ -1,5 +1,6 @@
 """Issue 17, points 4 and 6: W&B's overview describes the training program (not the
-sidecar that runs W&B), and step metrics are axes, not charts.
+sidecar that runs W&B), step metrics are axes, not charts, and a table's metadata stays
+inside the table.
 
 A script in a git repository (a remote with a password in its URL, a dirty tree) runs
 twice with a secret on its command line: once through steadyrun (W&B offline, shipped
@@ -32,6 +33,7 @@ run = steadyrun.init(project="overview")
 for i in range(5):
     run.log({"train/loss": 1.0 / (i + 1)})
     run.log({"eval/acc": i / 5})
+run.log_table("eval/table", columns=["a", "b"], rows=[[1, 2], [3, 4]])
 print("ID=" + run.id)
 run.finish()
 """
@@ -44,6 +46,7 @@ run = wandb.init(project="overview", mode="offline",
 for i in range(5):
     run.log({"train/loss": 1.0 / (i + 1), "train/step": i})
     run.log({"eval/acc": i / 5, "eval/step": i})
+run.log({"eval/table": wandb.Table(columns=["a", "b"], data=[[1, 2], [3, 4]])})
 run.finish()
 """
 
@@ -115,3 +118,45 @@ def test_the_overview_is_the_training_programs(repo: Path) -> None:
     raw_metrics = txlog.load(raw_log).metrics
     assert not any(m.get("hidden") for m in raw_metrics.values())
     assert not log.metrics["train/loss"]["hidden"] and not log.metrics["eval/acc"]["hidden"]
+    # a table is W&B's table value, as raw wandb writes it: its metadata (ncols, nrows,
+    # size) stays inside that value, never keys of their own (charts)
+    raw_log_ = txlog.load(raw_log)
+    ours_table = next(r["eval/table"] for r in log.history if "eval/table" in r)
+    raw_table = next(r["eval/table"] for r in raw_log_.history if "eval/table" in r)
+    assert ours_table["_type"] == raw_table["_type"] == "table-file"
+    assert set(ours_table) == set(raw_table)
+    for hist in (log.history, raw_log_.history):
+        assert not any(k.startswith("eval/table.") for r in hist for k in r)
+    assert not any(k.startswith("eval/table.") for k in log.metrics)
+
+
+STATS = """
+import time
+import steadyrun
+run = steadyrun.init(project="overview-stats")
+ballast = bytearray(400 << 20)  # the training process holds 400 MB; the sidecar does not
+for i in range(0, len(ballast), 4096):
+    ballast[i] = 1
+t0 = time.time()
+while time.time() - t0 < 4:
+    run.log({"train/loss": 0.5})
+    time.sleep(0.05)
+print("ID=" + run.id)
+run.finish()
+"""
+
+
+def test_system_metrics_sample_the_training_process(tmp_path: Path) -> None:
+    """W&B's system panel follows the training process, not the sidecar that runs W&B:
+    the process memory it records is the owner's 400 MB."""
+    done = run_script(tmp_path, STATS, env={"STEADYRUN_WANDB_STATS": "1",
+                                           "WANDB_X_STATS_SAMPLING_INTERVAL": "1"})
+    wandb_log(done.rdir)
+    rss = []
+    for path in wandb_files(done.rdir):
+        for rec in txlog.iter_records(path):
+            if rec.WhichOneof("record_type") == "stats":
+                rss += [float(it.value_json) for it in rec.stats.item
+                        if it.key == "proc.memory.rssMB"]
+    assert rss, "W&B recorded no process memory"
+    assert max(rss) > 380, rss  # the owner's ballast: the sidecar holds about 100 MB
