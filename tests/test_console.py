@@ -161,6 +161,12 @@ def test_console_lines_reach_wandbs_logs_tab_once(tmp_path: Path) -> None:
     assert [x for x in lines if x.endswith("child says hi")] == [
         next(x for x in lines if x.startswith("[child-"))]  # once, as the child's
     assert sum("inherited child" in x for x in lines) == 1
+    # `steadyrun logs`: both writers marked, or one writer's lines alone
+    both = steadyrun_cli(tmp_path, "logs", rdir.name).stdout.splitlines()
+    assert any(x.startswith("[child-") for x in both) and any(
+        x.startswith("[owner-") for x in both)
+    child = steadyrun_cli(tmp_path, "logs", rdir.name, "--writer", "child").stdout
+    assert child.splitlines() == ["child says hi"]
     steadyrun_cli(tmp_path, "sync", rdir.name, "--mode", "offline")
     assert _output_lines(rdir) == lines  # nothing sent twice
 

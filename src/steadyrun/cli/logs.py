@@ -44,14 +44,18 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if not files:
         print(f"steadyrun logs: run {rdir.name} has no captured console (it ran with "
               f"console off, or before steadyrun captured it)", file=sys.stderr)
-        return 0 if not args.follow else _follow(rdir, writers, pattern, len(files) > 1)
-    many = len(files) > 1
+        return 0 if not args.follow else _follow(rdir, args.writer, pattern, False)
+    if args.writer and not writers:
+        print(f"steadyrun logs: run {rdir.name} has no writer named {', '.join(args.writer)}"
+              f"* (its writers: {', '.join(files)})", file=sys.stderr)
+        return 2
+    many = len(writers) > 1  # marks only when lines of several writers are shown
     lines = (rec for rec in console_lines(rdir, writers) if _wanted(rec, pattern))
     if args.tail is not None:
         lines = iter(deque(lines, maxlen=args.tail))
     for rec in lines:
         _print(rec, many)
-    return _follow(rdir, writers, pattern, many) if args.follow else 0
+    return _follow(rdir, args.writer, pattern, many) if args.follow else 0
 
 
 def _wanted(rec: dict[str, Any], pattern: re.Pattern[str] | None) -> bool:
@@ -65,10 +69,11 @@ def _print(rec: dict[str, Any], many: bool) -> None:
     stream.flush()
 
 
-def _follow(rdir: Any, writers: list[str], pattern: re.Pattern[str] | None,
+def _follow(rdir: Any, prefixes: list[str] | None, pattern: re.Pattern[str] | None,
             many: bool) -> int:
-    """New lines as they come, until the run has ended and nothing more comes."""
-    from ..read.console import console_files, read_lines
+    """New lines as they come (a writer that starts later included), until the run has
+    ended and nothing more comes."""
+    from ..store.console_file import console_files, read_lines
     from ..store.manifest import manifest_of
 
     offsets = {w: p.stat().st_size for w, p in console_files(rdir).items()}
@@ -76,13 +81,14 @@ def _follow(rdir: Any, writers: list[str], pattern: re.Pattern[str] | None,
     while True:
         got = False
         for writer, path in console_files(rdir).items():
-            if writers and writer not in writers and offsets.get(writer) is not None:
+            if prefixes and not any(writer.startswith(p) for p in prefixes):
                 continue
             lines, offsets[writer] = read_lines(path, offsets.get(writer, 0))
+            shown = [w for w in offsets if not prefixes or any(w.startswith(p) for p in prefixes)]
             for rec in lines:
                 got = True
                 if _wanted(rec, pattern):
-                    _print({**rec, "writer": writer}, many or len(offsets) > 1)
+                    _print({**rec, "writer": writer}, many or len(shown) > 1)
         running = manifest_of(rdir).get("state") == "running"
         quiet = 0 if got or running else quiet + 1
         if quiet >= 2:  # ended, and two more looks found nothing
