@@ -21,7 +21,6 @@ check's concern), since wandb-core writes one per row.
 
 from __future__ import annotations
 
-import gc
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from ..ship.wandb.txlog import HEADER_LEN, ScanStats, iter_payloads
 from ..ship.wandb.txlog.chunks import Skip
 from ..ship.wandb.txlog.plain_rows import KEYS, VALUE_TAG, plain_items
 from ..ship.wandb.txlog.ranges import processes
+from ..store.segment_reader import gc_paused
 from .folders import DoctorInputError, WandbTarget
 from .wandb_records import Records, StepTrack, decode
 
@@ -239,13 +239,8 @@ def scan(target: WandbTarget) -> WandbScan:
     kit = {"stream": _stream, "scanner": _Scanner, "shape": Shape, "skip_tags": _SKIP_TAGS}
     sc = _Scanner(target)
     stats = sc.out.stats
-    collecting = gc.isenabled()
-    gc.disable()  # as importer/scan.py: millions of small tuples, no cycle
-    try:
+    with gc_paused():  # as importer/scan.py: millions of small tuples, no cycle
         _scan_files(sc, target, kit, stats)
-    finally:
-        if collecting:
-            gc.enable()
     sc.finish()
     return sc.out
 

@@ -77,8 +77,8 @@ class Batches:
 
     def take(self, payload: bytes, seq: int) -> bool:
         """True: the row joined a batch (written later, in order). False: the caller
-        handles the record itself (after `flush`). plain_rows.bare_items, inlined: this
-        runs for each of a million rows."""
+        handles the record itself (after `flush`). What plain_rows.ITEM_BARE says a caller
+        checks is checked here, inline: this runs for each of a million rows."""
         head = _head(payload)
         if head is None:
             return False
@@ -88,7 +88,7 @@ class Batches:
             return False
         keys, lens, texts = zip(*items, strict=True)
         if lens[-1][0] != len(texts[-1]):
-            return False  # (see bare_items: only the last text can run on)
+            return False  # (plain_rows.ITEM_BARE: only the last text can run on)
         if self.writer.rule is not self.rule:  # new metric definitions: new shapes
             self.rule = self.writer.rule
             self.orders.clear()

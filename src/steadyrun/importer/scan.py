@@ -22,7 +22,6 @@ The result's summary, config, metrics, files and run fields equal `txlog.load`'s
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from ..ship.wandb.txlog.chunks import Skip
 from ..ship.wandb.txlog.decode import MetricDefs, set_path
 from ..ship.wandb.txlog.plain_rows import plain_items
 from ..ship.wandb.txlog.ranges import kind_tag
+from ..store.segment_reader import gc_paused
 
 # The first field tag of a record of each kind we skip unread (field << 3 | 2).
 SKIP_TAGS = frozenset((0x22, 0x3A, 0x5A, 0x6A))  # output, stats, telemetry, output_raw
@@ -157,22 +157,19 @@ class Scan:
         ops = self.ops if control_ops is None else control_ops
         stats = self.stats
         base = self.seq - stats.records  # a record's seq: base + the reader's count
-        # The cycle collector off while rows stream: a million rows allocate millions
-        # of small tuples and it ran over them all the time (12 % of the import), for
-        # no cycle: the pass makes none, and memory stays flat without it (benchmark w1).
-        collecting = gc.isenabled()
-        gc.disable()
+        # The cycle collector paused while rows stream: a million rows allocate
+        # millions of small tuples and it ran over them all the time (12 % of the
+        # import), for no cycle: the pass makes none, and memory stays flat (w1).
         try:
-            for payload in iter_payloads(path, stats, verify_crc=verify_crc, skip=skip,
-                                         first_block=first_block, stop_block=stop_block):
-                seq = base + stats.records
-                if take is not None and take(payload, seq):  # a row of a plain shape
-                    continue
-                self._one(payload, seq, batches, controls, ops)
+            with gc_paused():
+                for payload in iter_payloads(path, stats, verify_crc=verify_crc, skip=skip,
+                                             first_block=first_block, stop_block=stop_block):
+                    seq = base + stats.records
+                    if take is not None and take(payload, seq):  # a row of a plain shape
+                        continue
+                    self._one(payload, seq, batches, controls, ops)
         finally:
             self.seq = base + stats.records
-            if collecting:
-                gc.enable()
         if batches is not None:
             batches.flush()
 

@@ -37,8 +37,6 @@ def plain_items(payload: bytes) -> list[tuple[bytes, bytes]] | None:
     return items
 
 
-# The same items with the value's length byte in a group of its own, so the values'
-# texts come out bare (joined into one JSON array without copying each).
 # The keys alone (a regex with one group is about three times faster than ITEM): what
 # a row of a known shape needs. A value's text cannot hold a 0x0a, so no key is
 # matched inside one; the caller still counts the value tags against the keys.
@@ -47,26 +45,13 @@ KEYS = re.compile(rb"\n[\x00-\x7f]\x12([\x00-\x7f][^\x00-\x1f]*)\x82\x01")
 # A history record's head: `num` (field 1, a varint) if any, then field 2's tag and its
 # length varint, which may itself hold the bytes 0x82 0x01 (a length of 130).
 HISTORY_HEAD = re.compile(rb"(?:\x08[\x80-\xff]{0,9}[\x00-\x7f])?\x12[\x80-\xff]{0,4}[\x00-\x7f]")
+
+# The items with the value's length byte in a group of its own, so the values' texts
+# come out bare (joined into one JSON array without copying each; importer/batch.py).
+# Only the last value's text can run on past its length (into the record's next field):
+# every other one ends at the next item's tag, 0x0a. A shorter text would need a
+# control byte inside JSON text, which JSON forbids. So a caller checks the last value's
+# length byte, counts the value tags against the items, and checks the keys' length
+# bytes once per distinct tuple of keys.
 ITEM_BARE = re.compile(
     rb"\n[\x00-\x7f]\x12([\x00-\x7f][^\x00-\x1f]*)\x82\x01([\x00-\x7f])([^\x00-\x1f]*)")
-
-
-def bare_items(payload: bytes
-               ) -> tuple[tuple[bytes, ...], tuple[bytes, ...]] | None:
-    """(length byte + key per item, value JSON text per item) of a plain history record,
-    or None. The keys' length bytes are NOT checked here: a caller checks them once per
-    distinct tuple of keys (a run repeats a few), as `plain_items` checks every item."""
-    head = HISTORY_HEAD.match(payload)
-    if head is None:
-        return None
-    start = head.end()
-    items = ITEM_BARE.findall(payload, start)
-    if not items or payload.count(VALUE_TAG, start) != len(items):
-        return None
-    keys, lens, texts = zip(*items, strict=True)
-    # Only the last value's text can run on past its length (into the record's next
-    # field); every other one ends at the next item's tag, 0x0a. A shorter text would
-    # need a control byte inside JSON text, which JSON forbids.
-    if lens[-1][0] != len(texts[-1]):
-        return None
-    return keys, texts
