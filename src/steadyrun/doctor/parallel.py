@@ -11,11 +11,10 @@ guessed them wrong (a definition after rows) and all after it are read here inst
 
 from __future__ import annotations
 
-from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
-from ..ship.wandb.txlog.ranges import block_cuts, fork_pool, prefix
+from ..ship.wandb.txlog.ranges import read_in_ranges
 from .wandb_records import StepTrack
 
 
@@ -23,23 +22,15 @@ def stream_parallel(sc: Any, path: Path, procs: int, kit: dict[str, Any]) -> Non
     """Read `path` into the scanner `sc` (wandb_scan._Scanner) with `procs` processes.
     `kit`: wandb_scan's `stream`, `scanner` and `shape` (passed in, so that this module
     does not import the one that calls it) and its `skip_tags`."""
-    _stream = kit["stream"]
-    cuts = block_cuts(path, procs)
-    first = prefix(path, kit["skip_tags"])
-    jobs = [{"target": sc.out.target, "path": path, "first": cuts[i], "stop": cuts[i + 1],
-             "prefix": first, "kit": kit} for i in range(1, procs)]
-    with fork_pool(len(jobs)) as pool:
-        futures = [pool.submit(read_part, job) for job in jobs]
-        _stream(sc, path, stop_block=cuts[1])
-        for i, fut in enumerate(futures, 1):
-            part = fut.result()
-            if part["state"] != _state(sc.out):  # a wrong guess: read the rest here
-                for later in futures[i:]:
-                    later.cancel()
-                wait(futures)
-                _stream(sc, path, first_block=cuts[i])  # type: ignore[arg-type]
-                return
-            _join(sc, part, kit["shape"])
+    stream = kit["stream"]
+    read_in_ranges(
+        path, procs, kit["skip_tags"],
+        job=lambda i, first, stop, prefix: {"target": sc.out.target, "path": path,
+                                            "first": first, "stop": stop,
+                                            "prefix": prefix, "kit": kit},
+        worker=read_part, state=lambda: _state(sc.out),
+        feed=lambda first, stop: stream(sc, path, first_block=first, stop_block=stop),
+        join=lambda part: _join(sc, part, kit["shape"]))
 
 
 def read_part(job: dict[str, Any]) -> dict[str, Any]:
@@ -63,8 +54,7 @@ def read_part(job: dict[str, Any]) -> dict[str, Any]:
             "shapes": {k: (s.count, s.first_row, s.last_row, s.first_raw, s.last_raw)
                        for k, s in out.shapes.items() if s.count},
             "kinds": out.kinds, "steps": {k: (t.first, t.changed) for k, t in out.steps.items()},
-            "last_time": last_time, "torn": out.stats.torn, "problems": out.stats.problems,
-            "records": out.stats.records, "bytes_read": out.stats.bytes_read}
+            "last_time": last_time, "stats": out.stats}
 
 
 def _state(out: Any) -> list[str]:
@@ -101,8 +91,4 @@ def _join(sc: Any, part: dict[str, Any], Shape: type) -> None:  # noqa: N803 - a
     if part["rows"]:
         sc.last = None
         out.last_time = part["last_time"]
-    stats = out.stats
-    stats.torn += part["torn"]
-    stats.problems.extend(part["problems"][: max(0, 100 - len(stats.problems))])
-    stats.records += part["records"]
-    stats.bytes_read += part["bytes_read"]
+    out.stats.absorb(part["stats"])

@@ -25,11 +25,10 @@ The main process reads the first range itself, so two cores need one worker.
 from __future__ import annotations
 
 import os
-from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
-from ..ship.wandb.txlog.ranges import block_cuts, fork_pool, prefix
+from ..ship.wandb.txlog.ranges import read_in_ranges
 from .batch import Batches
 from .scan import SKIP_TAGS, Scan
 
@@ -38,26 +37,19 @@ def scan_parallel(path: Path, scan: Scan, rows: Any, batches: Batches, *,
                   verify_crc: bool, procs: int) -> None:
     """Feed `scan` (and the import's `rows` writer) with the whole of `path`, read by
     `procs` processes. `rows.out` must have written what comes before the rows."""
-    cuts = block_cuts(path, procs)
-    first = prefix(path, SKIP_TAGS)
     rows.out.flush()  # a forked child must not inherit unwritten bytes
-    jobs = [{"path": path, "first": cuts[i], "stop": cuts[i + 1], "prefix": first,
-             "part": rows.rdir / f".part-{i}", "rdir": rows.rdir, "writer": rows.out.writer,
-             "start": rows.start, "metrics": rows.first_metrics, "verify_crc": verify_crc}
-            for i in range(1, procs)]
-    with fork_pool(len(jobs)) as pool:
-        futures = [pool.submit(convert_part, job) for job in jobs]
-        scan.feed(path, verify_crc=verify_crc, batches=batches, stop_block=cuts[1])
-        for i, fut in enumerate(futures, 1):
-            part = fut.result()
-            if part["state"] != scan.state():  # it guessed the state wrong: go on here
-                for later in futures[i:]:
-                    later.cancel()
-                wait(futures)
-                _drop_parts(jobs)
-                scan.feed(path, verify_crc=verify_crc, batches=batches, first_block=cuts[i])
-                return
-            _join(scan, rows, part)
+
+    def job(i: int, first: int, stop: int | None, prefix: list[bytes]) -> dict[str, Any]:
+        return {"path": path, "first": first, "stop": stop, "prefix": prefix,
+                "part": rows.rdir / f".part-{i}", "rdir": rows.rdir,
+                "writer": rows.out.writer, "start": rows.start,
+                "metrics": rows.first_metrics, "verify_crc": verify_crc}
+
+    read_in_ranges(
+        path, procs, SKIP_TAGS, job=job, worker=convert_part, state=scan.state,
+        feed=lambda first, stop: scan.feed(path, verify_crc=verify_crc, batches=batches,
+                                           first_block=first, stop_block=stop),
+        join=lambda part: _join(scan, rows, part), discard=_drop_parts)
 
 
 def convert_part(job: dict[str, Any]) -> dict[str, Any]:
@@ -82,11 +74,9 @@ def convert_part(job: dict[str, Any]) -> dict[str, Any]:
     scan.feed(job["path"], verify_crc=job["verify_crc"], batches=Batches(rows, scan),
               first_block=job["first"], stop_block=job["stop"], controls=controls,
               control_ops={})
-    stats = scan.stats
     return {"state": state, "controls": controls, "ops": scan.ops, "seq": scan.seq,
             "records": scan.records, "rows": scan.rows, "skipped": scan.skip.count,
-            "torn": stats.torn, "problems": stats.problems, "stat_records": stats.records,
-            "bytes_read": stats.bytes_read, "counts": rows.counts, "t": rows.t,
+            "stats": scan.stats, "counts": rows.counts, "t": rows.t,
             "seen": list(rows.seen), "part": job["part"], "size": out.bytes,
             "digest": out.end_part()}
 
@@ -108,11 +98,7 @@ def _join(scan: Scan, rows: Any, part: dict[str, Any]) -> None:
     scan.records += part["records"]
     scan.rows += part["rows"]
     scan.skip.count += part["skipped"]
-    stats = scan.stats
-    stats.torn += part["torn"]
-    stats.problems.extend(part["problems"][: max(0, 100 - len(stats.problems))])
-    stats.records += part["stat_records"]
-    stats.bytes_read += part["bytes_read"]
+    scan.stats.absorb(part["stats"])
     rows.out.append(part["part"], part["size"], part["digest"])
     rows.join(part["counts"], part["t"], part["seen"])
 

@@ -45,6 +45,14 @@ class ScanStats:
     bytes_read: int = 0
     problems: list[str] = field(default_factory=list)
 
+    def absorb(self, other: ScanStats) -> None:
+        """Another reader's counts, of the records after these (a log read in block
+        ranges: importer/parallel.py, doctor/parallel.py)."""
+        self.records += other.records
+        self.torn += other.torn
+        self.bytes_read += other.bytes_read
+        self.problems.extend(other.problems[: max(0, 100 - len(self.problems))])
+
     def tear(self, path: Path, offset: int, why: str) -> None:
         self.torn += 1
         if len(self.problems) < 100:

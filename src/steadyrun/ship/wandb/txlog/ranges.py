@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 from .chunks import BLOCK_SIZE, Skip, iter_payloads
 
@@ -67,3 +69,35 @@ def fork_pool(workers: int) -> ProcessPoolExecutor:
     pickle but the jobs). A caller flushes its open files first."""
     return ProcessPoolExecutor(max_workers=workers,
                                mp_context=multiprocessing.get_context("fork"))
+
+
+def read_in_ranges(path: Path, procs: int, skip_tags: frozenset[int], *,
+                   job: Callable[[int, int, int | None, list[bytes]], dict[str, Any]],
+                   worker: Callable[[dict[str, Any]], dict[str, Any]],
+                   feed: Callable[[int, int | None], None], state: Callable[[], Any],
+                   join: Callable[[dict[str, Any]], None],
+                   discard: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+    """Read `path` with `procs` processes, in order. This process reads the first range
+    itself (`feed(0, stop)`) while forked `worker`s read the others (`job(i, first,
+    stop, prefix)` makes range i's job; `prefix` is the log's records before its first
+    row). Each worker's part says the state it started from (`part["state"]`); parts
+    are joined in order (`join(part)`) while `state()` here equals it. At the first that
+    differs, the workers' output is dropped (`discard(jobs)`) and the rest of the log is
+    read here (`feed(first, None)`), as without workers."""
+    cuts = block_cuts(path, procs)
+    first = prefix(path, skip_tags)
+    jobs = [job(i, cuts[i] or 0, cuts[i + 1], first) for i in range(1, procs)]
+    with fork_pool(len(jobs)) as pool:
+        futures = [pool.submit(worker, j) for j in jobs]
+        feed(0, cuts[1])
+        for i, fut in enumerate(futures, 1):
+            part = fut.result()
+            if part["state"] != state():  # it guessed the state wrong: go on here
+                for later in futures[i:]:
+                    later.cancel()
+                wait(futures)
+                if discard is not None:
+                    discard(jobs)
+                feed(cuts[i] or 0, None)
+                return
+            join(part)
