@@ -99,7 +99,6 @@ class Capture:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._out = -1
-        self.lines = 0
 
     def start(self) -> bool:
         try:
@@ -141,6 +140,9 @@ class Capture:
                 os.dup2(saved, fd)
         os.environ.pop(_ENV, None)
         self._stopping.set()
+        with _lock:
+            if _active is self:
+                _active = None
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -149,14 +151,8 @@ class Capture:
                 print("steadyrun: the console reader is still writing after "
                       f"{timeout:.0f} s; its last lines may be missing from the run",
                       file=sys.stderr)
-                with _lock:
-                    if _active is self:
-                        _active = None
                 return
         self._restore()
-        with _lock:
-            if _active is self:
-                _active = None
 
     def _restore(self) -> None:
         for _, saved, r, _ in self._pipes:
@@ -235,7 +231,6 @@ class Capture:
             text = redact_text(b"\n".join(raws).decode("utf-8", errors="replace"))
             out.extend(orjson.dumps({"t": t, "s": stream, "l": line}) + b"\n"
                        for line in text.split("\n"))
-        self.lines += len(out)
         if self._out >= 0:
             with contextlib.suppress(OSError):
                 _write_all(self._out, b"".join(out))
