@@ -31,7 +31,12 @@ SCRIPT = """
             for acc in (0.1 * b + 0.01, 0.1 * b + 0.05, 0.1 * b + 0.02):
                 run.log({"val/acc": acc})
         time.sleep(0.005)
-    run.log({"train/loss": -1.0})  # the last value: inside a window, so held back
+    # The last value, held back: logged right after another row of its kind, early in
+    # a window (windows are t // 0.25), so no window boundary falls between the two.
+    while time.time() % 0.25 > 0.05:
+        time.sleep(0.002)
+    run.log({"train/loss": 0.5})
+    run.log({"train/loss": -1.0})
     run.finish()
 """
 
@@ -44,7 +49,7 @@ def test_budget_thins_wandb_and_keeps_every_row_locally(tmp_path: Path) -> None:
     done = run_script(tmp_path, SCRIPT, timeout=120)
     data = steadyrun.open_run(done.rdir)
     local = [r for r in data.records if r["k"] == "row"]
-    assert len(local) == 300 + 3 * 7 + 1  # every row kept locally
+    assert len(local) == 300 + 3 * 7 + 2  # every row kept locally
     log = wandb_log(done.rdir)
     assert_steps_strictly_increase(log)
     shipped = [{k: v for k, v in row.items() if not k.startswith("_")} for row in log.history]
@@ -75,6 +80,9 @@ def test_budget_thins_wandb_and_keeps_every_row_locally(tmp_path: Path) -> None:
     val_shipped = sum("val/acc" in row for row in shipped)
     assert 14 <= val_shipped < 21  # the worse third of a burst is held back (mostly)
     # The summary holds the true last value and says how many rows W&B did not get.
+    # The last row shares its window with the row before it (the script waits for the
+    # start of a window), so W&B did not get it: only its summary says -1.0.
+    assert int(local[-2]["t"] // window) == int(local[-1]["t"] // window), local[-2:]
     assert log.summary["train/loss"] == -1.0 != shipped[-1].get("train/loss")
     sampled_out = len(local) - len(shipped)
     assert log.summary["steadyrun/sampled_out"] == sampled_out
