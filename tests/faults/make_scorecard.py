@@ -1,17 +1,19 @@
 """Run the fault suite with measurements on and render docs/reliability.md's scorecard.
 
-    .venv/bin/python tests/faults/make_scorecard.py            # the default suite (~2 min)
+    .venv/bin/python tests/faults/make_scorecard.py            # the default suite (~4 min)
     .venv/bin/python tests/faults/make_scorecard.py --soak     # + the full-size W&B soaks
-    .venv/bin/python tests/faults/make_scorecard.py --soak-only --no-audit  # soaks only
     .venv/bin/python tests/faults/make_scorecard.py --render   # re-render, no test run
 
-The suite writes one JSON line per case to the file named by STEADYRUN_SCORECARD; this
-script keeps them in benchmarks/results/scorecard.json (merged by case, so a `--soak` run
-adds the full-size rows to the default ones), writes the 1M-row RSS curve to
-benchmarks/results/rss_1m_rows.csv, puts benchmarks/raw_wandb_faults.py's measurements of
-raw wandb (benchmarks/results/raw_wandb_faults.json) beside each row, and replaces the
-table between the scorecard markers of docs/reliability.md. The measured files sit with
-the benchmarks' own results, in one folder; docs/ keeps only the prose that quotes them.
+The suite writes one JSON line per case to the file named by STEADYRUN_SCORECARD. One
+run of this script is the whole scorecard: benchmarks/results/scorecard.json holds the
+rows of that run and nothing older, each stamped with the commit and date it was
+measured at, so a case that stopped running, or a soak that was not run this time,
+leaves no stale row behind. When pytest fails nothing is written and the script exits
+non-zero: a failing case must never keep an old passing row. The script also writes
+the 1M-row RSS curve to benchmarks/results/rss_1m_rows.csv, puts
+benchmarks/raw_wandb_faults.py's measurements of raw wandb
+(benchmarks/results/raw_wandb_faults.json) beside each row, and replaces the table
+between the scorecard markers of docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -60,31 +62,55 @@ ORDER = ["W&B refused", "W&B silent", "W&B http500", "W&B slow", "W&B down",
          "fuzzed keys and values (strict", "config with", "save/", "STEADYRUN_CONTEXT",
          "planted secrets", "dependency audit"]
 STANDARD = ("case", "test", "rows_logged", "rows_local", "rows_wandb", "time_to_end_s",
-            "peak_mb", "wandb_done_s")
+            "peak_mb", "wandb_done_s", "commit", "date")
 
 
-def run_suite(soak: bool | str) -> list[dict[str, Any]]:
+def measured_at(repo: Path = REPO) -> dict[str, str]:
+    """The commit the figures belong to ("+dirty" when the tree has changes) and today."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=7", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+dirty"
+    return {"commit": commit, "date": time.strftime("%Y-%m-%d")}
+
+
+def run_suite(soak: bool, tests: list[str], stamp: dict[str, str],
+              jobs: int = 2) -> list[dict[str, Any]]:
+    """The rows of one run of the suite, each stamped; SystemExit when pytest fails."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "scorecard.jsonl"
-        env = {**os.environ, "STEADYRUN_SCORECARD": str(out),
-               "STEADYRUN_RSS_CSV": str(RSS_CSV)}
-        cmd = [sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
-               str(REPO / "tests" / "faults")]
+        rss = Path(tmp) / RSS_CSV.name  # kept only when the whole suite passes
+        env = {**os.environ, "STEADYRUN_SCORECARD": str(out), "STEADYRUN_RSS_CSV": str(rss)}
+        cmd = [sys.executable, "-m", "pytest", "-q", "-n", str(jobs), "-p", "no:cacheprovider",
+               *tests]
         if soak:
-            cmd += ["-m", "soak" if soak == "only" else "soak or not soak", "--timeout", "3600"]
+            cmd += ["-m", "soak or not soak", "--timeout", "3600"]
         t0 = time.monotonic()
         proc = subprocess.run(cmd, cwd=REPO, env=env)
         print(f"fault suite: exit {proc.returncode} in {time.monotonic() - t0:.0f}s")
+        if proc.returncode != 0:
+            # A case that fails now must not keep the row it had when it passed.
+            raise SystemExit(f"make_scorecard: pytest failed (exit {proc.returncode}); "
+                             "the scorecard is left as it was")
         rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
-    return rows
+        if rss.exists():
+            RSS_CSV.parent.mkdir(parents=True, exist_ok=True)
+            RSS_CSV.write_bytes(rss.read_bytes())
+    if not rows:
+        raise SystemExit("make_scorecard: the suite ran but recorded no figures")
+    return [{**row, **stamp} for row in rows]
 
 
-def audit() -> dict[str, Any]:
+def audit(stamp: dict[str, str]) -> dict[str, Any]:
     """`pip-audit` over the environment, when it is installed (see `make audit`)."""
     exe = Path(sys.executable).with_name("pip-audit")
     if not exe.exists():
         return {"case": "dependency audit (pip-audit)", "outcome": "pip-audit not installed: "
-                "run `make audit`", "rows_logged": "n/a", "rows_local": "n/a", "rows_wandb": "n/a"}
+                "run `make audit`", "rows_logged": "n/a", "rows_local": "n/a",
+                "rows_wandb": "n/a", **stamp}
     t0 = time.monotonic()
     proc = subprocess.run([str(exe), "--strict", "-l", "--progress-spinner", "off"],
                           capture_output=True, text=True, timeout=600)
@@ -96,7 +122,7 @@ def audit() -> dict[str, Any]:
                if "could not be audited" in last else last))
     return {"case": "dependency audit (pip-audit --strict)", "test": "make audit",
             "rows_logged": "n/a", "rows_local": "n/a", "rows_wandb": "n/a",
-            "time_to_end_s": round(time.monotonic() - t0, 1), "outcome": outcome}
+            "time_to_end_s": round(time.monotonic() - t0, 1), "outcome": outcome, **stamp}
 
 
 def _fmt(value: Any) -> str:
@@ -190,34 +216,43 @@ def rss_table(path: Path) -> str:
                                                         for r in points) + " |"])
 
 
-def main() -> int:
+def header(rows: list[dict[str, Any]]) -> str:
+    """One line naming the commit(s) and date(s) the rows were measured at."""
+    stamps = sorted({(r.get("commit", "unknown"), r.get("date", "unknown")) for r in rows})
+    said = "; ".join(f"commit `{c}` on {d}" for c, d in stamps)
+    return f"Measured at {said}, {len(rows)} rows, by one run of `tests/faults/make_scorecard.py`."
+
+
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--soak", action="store_true", help="include the full-size soak variants")
-    p.add_argument("--soak-only", action="store_true",
-                   help="run only the soak variants; their rows replace the default ones")
     p.add_argument("--render", action="store_true", help="only re-render the saved figures")
     p.add_argument("--no-audit", action="store_true")
-    args = p.parse_args()
-    # One row per test (a soak variant keeps its own row beside the default one).
-    saved = {r.get("test") or r["case"]: r for r in json.loads(SCORECARD.read_text())} \
-        if SCORECARD.exists() else {}
-    if not args.render:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        for row in run_suite("only" if args.soak_only else args.soak):
-            saved[row.get("test") or row["case"]] = row
+    p.add_argument("--tests", nargs="+", default=[str(REPO / "tests" / "faults")],
+                   help=argparse.SUPPRESS)  # the tool's own test points it at a tiny suite
+    p.add_argument("--jobs", type=int, default=2, help=argparse.SUPPRESS)
+    p.add_argument("--results", type=Path, default=SCORECARD, help=argparse.SUPPRESS)
+    p.add_argument("--doc", type=Path, default=DOC, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.render:
+        rows = json.loads(args.results.read_text())
+    else:
+        stamp = measured_at()
+        rows = run_suite(args.soak, args.tests, stamp, args.jobs)
         if not args.no_audit:
-            row = audit()
-            saved[row.get("test") or row["case"]] = row
-        SCORECARD.write_text(json.dumps(sorted(saved.values(), key=lambda r: r["case"]),
-                                        indent=1, default=str) + "\n")
+            rows.append(audit(stamp))
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(sorted(rows, key=lambda r: (r["case"],
+                                                                       r.get("test", ""))),
+                                           indent=1, default=str) + "\n")
     raw_doc = json.loads(RAW.read_text()) if RAW.exists() else {"cases": {}}
     raw = {**raw_doc.get("cases", {}), "_init_timeout": raw_doc.get("init_timeout_s", 10)}
-    table = render(list(saved.values()), raw)
-    doc = _replace(DOC.read_text(), START, END, table)
-    if RSS_CSV.exists():
+    table = header(rows) + "\n\n" + render(rows, raw)
+    doc = _replace(args.doc.read_text(), START, END, table)
+    if RSS_CSV.exists() and args.doc == DOC:
         doc = _replace(doc, RSS_START, RSS_END, rss_table(RSS_CSV))
-    DOC.write_text(doc)
-    print(f"wrote {DOC} ({len(saved)} rows)")
+    args.doc.write_text(doc)
+    print(f"wrote {args.doc} ({len(rows)} rows)")
     return 0
 
 
