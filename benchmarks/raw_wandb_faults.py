@@ -87,8 +87,10 @@ CASES: dict[str, dict[str, Any]] = {
              "what": "wandb.init online, W&B accepts and never answers"},
     "http500": {"server": "http500", "body": ONLINE_INIT,
                 "what": "wandb.init online, W&B answers 500"},
-    "slow": {"server": "slow", "body": ONLINE_INIT,
-             "what": "wandb.init online, W&B answers after 5 s"},
+    # 1 s: the same server as the fault suite's slow case, which answers within
+    # steadyrun's 3 s probe so that its online worker starts.
+    "slow": {"server": "slow", "delay": 1.0, "body": ONLINE_INIT,
+             "what": "wandb.init online, W&B answers every request after 1 s"},
     "step_regression": {"what": "offline: log(step=10) then log(step=5)", "body": """
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -338,7 +340,7 @@ def run_case(name: str, scratch: Path) -> dict[str, Any]:
     extra = dict(case.get("env") or {})
     server = None
     if case.get("server"):
-        server = FaultServer(case["server"], delay=5.0, hang=600)
+        server = FaultServer(case["server"], delay=case.get("delay", 5.0), hang=600)
         extra.update({"WANDB_BASE_URL": server.url, "WANDB_API_KEY": FAKE_KEY})
     script = base / "case.py"
     script.write_text(PRELUDE + textwrap.dedent(case["body"]))

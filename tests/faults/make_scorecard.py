@@ -49,12 +49,12 @@ RAW_FOR = [
     ("save/checkpoint", "save_escape"), ("planted secrets", "secrets"),
 ]
 NOT_MEASURED = {
-    "W&B down mid-run": "not measurable without a real W&B server: against a stand-in, "
+    "W&B stand-in down": "not measurable without a real W&B server: against a stand-in, "
                         "`wandb.init` never completes (rows above)",
     "run.json corrupt": "no equivalent: wandb keeps no run manifest",
     "STEADYRUN_CONTEXT": "no equivalent: wandb has no pipeline context file",
 }
-ORDER = ["W&B refused", "W&B silent", "W&B http500", "W&B slow", "W&B down",
+ORDER = ["W&B refused", "W&B silent", "W&B http500", "W&B slow", "W&B stand-in",
          "sidecar killed mid", "sidecar killed during", "training + sidecar",
          "training SIGKILLed", "SIGKILL right after", "disk full", "read-only run folder (at init, default",
          "read-only run folder (at init, strict", "read-only run folder (mid", "run.json",

@@ -44,10 +44,19 @@ def _check(done, rows: int, scorecard, case: str, **extra) -> None:
               **figures_of(done, **extra))
 
 
+CASE = {"refused": "W&B refused (auto)", "silent": "W&B silent (auto)",
+        "http500": "W&B http500 (auto)",
+        "slow": "W&B slow: every answer after 1 s (online; the probe passes, the online "
+                "worker starts, fails, offline takes over)"}
+
+
 @pytest.mark.parametrize(("kind", "mode"), [("refused", "auto"), ("silent", "auto"),
                                             ("http500", "auto"), ("slow", "online")])
 def test_wandb_server_fault(tmp_path: Path, scorecard, kind: str, mode: str) -> None:
-    server = FaultServer(kind, delay=5.0)
+    # The slow server answers within the sidecar's 3 s probe (mode.PROBE_TIMEOUT), so the
+    # online worker really starts and meets the slowness in wandb.init; one slower than
+    # the probe would only test the probe, as "silent" does.
+    server = FaultServer(kind, delay=1.0)
     try:
         script = start_script(tmp_path, TRAIN, args=[mode, str(ROWS), "0"], env={
             "WANDB_API_KEY": FAKE_KEY, "WANDB_BASE_URL": server.url,
@@ -57,15 +66,25 @@ def test_wandb_server_fault(tmp_path: Path, scorecard, kind: str, mode: str) -> 
         server.close()
     # The whole script, sidecar included, ends far below wandb's 90 s init timeout.
     assert done.elapsed < 40, done.output
-    _check(done, ROWS, scorecard, f"W&B {kind} ({mode})", server_requests=server.requests)
+    status = sink_status(done.rdir)
+    if kind == "slow":
+        # The probe was answered, so the sidecar went online; the online worker then failed
+        # or ran past its bound, and the supervisor recorded its fallback to offline.
+        assert any(r.endswith("/healthz") for r in server.seen), server.seen
+        assert status.get("fallback") == "offline", status
+    else:
+        assert "fallback" not in status, status  # offline from the start: the probe failed
+    _check(done, ROWS, scorecard, CASE[kind], server_requests=server.requests)
 
 
-def test_wandb_goes_down_mid_run_and_comes_back(tmp_path: Path, scorecard) -> None:
-    """Up (health check fine, API failing), down for 2 s, back up: nothing stalls or is lost.
+def test_wandb_stand_in_goes_down_mid_run_and_comes_back(tmp_path: Path, scorecard) -> None:
+    """Up (health check fine, API failing), down for 2 s mid-run, back up: training never
+    waits and every row reaches W&B's offline files once, in order.
 
-    The online worker cannot start against a stand-in, so the supervisor kills it after
-    STEADYRUN_ONLINE_INIT_TIMEOUT and ships offline; the server's coming and going
-    happens while training logs and while the sidecar decides.
+    This is not recovery. A stand-in cannot play W&B's API, so the online worker never
+    starts here (it is killed at STEADYRUN_ONLINE_INIT_TIMEOUT and an offline one ships);
+    rows shipped online after a real server returns are not measured by any test
+    (docs/reliability.md, "What no test here exercises").
     """
     rows, pace = 1500, 0.003  # about 5 s of training
     server = FaultServer("flaky")
@@ -84,4 +103,5 @@ def test_wandb_goes_down_mid_run_and_comes_back(tmp_path: Path, scorecard) -> No
     assert done.elapsed < 40, done.output
     # Whether the sidecar's probe met the server up (then its online worker was killed at
     # the bound and replaced) or down (offline at once), the rows went to offline files.
-    _check(done, rows, scorecard, "W&B down mid-run, back later", server_requests=server.requests)
+    _check(done, rows, scorecard, "W&B stand-in down for 2 s mid-run, then back (no "
+           "online recovery: offline files)", server_requests=server.requests)

@@ -108,9 +108,16 @@ def make_sink(rdir: Path, mode: str, *, owner_pid: int | None = None,
     """The sink for one shipping pass in `mode` (online or offline). Online, the run's
     earlier offline pieces are uploaded first: W&B's steps must only increase."""
     if mode == "online":
-        from .upload import upload_offline_dirs
+        from .upload import pending_offline_dirs, upload_offline_dirs
 
         upload_offline_dirs(rdir)
+        if pending_offline_dirs(rdir):
+            # Rows shipped online now would sit above steps the server has not seen yet,
+            # and W&B drops a row whose step goes back. This pass fails instead: the
+            # sidecar falls back to offline files, and the next online pass uploads the
+            # pieces in order first.
+            raise wandb_error()(f"earlier offline pieces of run {rdir.name} could not be "
+                                "uploaded; not shipping online after them")
     return WandbSink(rdir, mode, owner_pid=owner_pid, init_timeout=init_timeout,
                      teardown=not in_thread)
 
