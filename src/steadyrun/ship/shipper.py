@@ -55,9 +55,11 @@ class Shipper:
         self.stop_requested = False
 
     # ------------------------------------------------------------------ batches
-    def _read_batch(self, start: dict[str, int], limit: dict[str, int] | None = None
+    def _read_batch(self, start: dict[str, int], limit: dict[str, int] | None = None,
+                    cap: int | None = None
                     ) -> tuple[list[tuple[float, int, dict[str, Any]]], dict[str, int]]:
-        """Records from `start` offsets (up to `limit`), tagged for a stable time merge."""
+        """Records from `start` offsets (up to `limit`, at most `cap` bytes a segment),
+        tagged for a stable time merge."""
         batch: list[tuple[float, int, dict[str, Any]]] = []
         end: dict[str, int] = {}
         for i, path in enumerate(list_segments(self.rdir)):
@@ -66,7 +68,8 @@ class Shipper:
             if limit is not None:
                 if name not in limit:
                     continue
-                chunk = read_from(path, off, max_bytes=limit[name] - off)
+                size = limit[name] - off
+                chunk = read_from(path, off, max_bytes=size if cap is None else min(size, cap))
             else:
                 chunk = read_from(path, off, max_bytes=BATCH_BYTES)
             end[name] = chunk.end
@@ -82,6 +85,7 @@ class Shipper:
         """Send a batch; `skip_through` is the last sequence number the sink already holds.
         Returns the next sequence number and the rows shipped."""
         sequenced = self.sink.sequenced
+        replay = getattr(self.sink, "replay", None)
         seq = first_seq
         rows = 0
         recs = [rec for _, _, rec in batch]
@@ -104,21 +108,28 @@ class Shipper:
             if idx > skip_until:
                 self.sink.ship(rec, number)
                 rows += kind == "row"
+            elif replay is not None:
+                replay(rec)  # the sink holds it from an earlier pass: bookkeeping only
         return seq, rows
 
     # ------------------------------------------------------------------ the loop
     def recover(self) -> None:
-        """Re-ship what the sink's own files lack from recent batches, skipping what arrived."""
-        if not self.cursor.journal:
-            return
-        held = self.sink.durable_seq()
-        entry = self.cursor.first_missing(held)
+        """Re-ship what the sink's own files lack from recent batches, skipping what arrived;
+        first, replay to a sink that keeps state everything before where this pass starts."""
+        entry = held = None
+        if self.cursor.journal:
+            held = self.sink.durable_seq()
+            entry = self.cursor.first_missing(held)
+            if entry is None:
+                # The sink holds every journaled batch, also one that a killed shipper
+                # journaled and shipped but never committed: count it as shipped instead of
+                # shipping it twice.
+                self.cursor.complete()
+            else:
+                self.cursor.rewind(entry)
+        self._replay()
         if entry is None:
-            # The sink holds every journaled batch, also one that a killed shipper journaled and
-            # shipped but never committed: count it as shipped instead of shipping it twice.
-            self.cursor.complete()
             return
-        self.cursor.rewind(entry)
         batch, end = self._read_batch(entry["start"], entry["end"])
         first = entry["first_step"]
         skip = held if held is not None and held >= first else None
@@ -126,6 +137,32 @@ class Shipper:
         next_seq, rows = self._ship(batch, first, skip)
         self._shipped += rows
         self.cursor.commit(end, next_seq, self._count(batch)[1])
+
+    def _replay(self) -> None:
+        """Hand a sink that keeps state over the records it is given (its optional
+        `replay`: W&B's row budget) every record before where this pass starts, in
+        shipping order, and ship none of them.
+
+        Why: a pass starts with a fresh sink, so a sidecar killed and restarted, or a
+        `sync` after it, would judge the rest of the run without the earlier pass's
+        memory. For the row budget that broke its promise (found by
+        tests/test_wandb_budget.py): rows it had held back went uncounted in
+        `steadyrun/sampled_out`, a key last logged before the kill lost its true last
+        value, and rows the rule holds back shipped. The cost is one read of the run's
+        log so far, once per pass, and only for a sink that asks for it.
+        """
+        replay = getattr(self.sink, "replay", None)
+        until = {name: off for name, off in self.cursor.offsets.items() if off > 0}
+        if replay is None or not until:
+            return
+        start: dict[str, int] = {}
+        while True:
+            batch, end = self._read_batch(start, until, cap=BATCH_BYTES)
+            for _, _, rec in batch:
+                replay(rec)
+            if all(end.get(name, 0) >= off for name, off in until.items()) or end == start:
+                return  # all of it (or a line no batch can hold, which no pass shipped)
+            start = end
 
     def _count(self, batch: list[tuple[float, int, dict[str, Any]]]) -> tuple[int, int]:
         """(sequence numbers the batch takes, rows in it)."""

@@ -7,6 +7,10 @@ number of that sink (W&B: its `_step`, so W&B never reorders or drops a row), wh
 cursor journals for exactly-once delivery: after a crash, `durable_seq` says how far the
 sink's own files really got, and only the rest is shipped again.
 
+A sink that keeps state over the records it is given (W&B's row budget) may have a
+`replay` attribute, a callable or None: a new pass hands it every record an earlier pass
+handled, in order, to learn from without shipping (Shipper._replay).
+
 A new sink is a folder under ship/ with a class that has these methods, and one line in
 ship/sinks.py.
 """

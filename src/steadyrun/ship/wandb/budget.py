@@ -5,7 +5,8 @@ logs every step at 1,000 steps/s sends 60,000. Logging less in the training scri
 resolution for good. The budget thins only what W&B receives: the local log keeps every
 row, and `steadyrun show` / `open_run` read them all.
 
-The rule is a pure function of the rows, so a sidecar restarted mid-run decides the same:
+The rule is a pure function of the rows in order, each with the time it was logged (no
+clock is read here: the shipper may judge a row long after it was logged):
 - rows are grouped by their kind (the set of step metrics they carry: `train/step`,
   `val/step`, ...), and time is cut in windows of 60 / N seconds of logging time;
 - the first row of a kind in each window is shipped, the others are not;
@@ -14,6 +15,11 @@ The rule is a pure function of the rows, so a sidecar restarted mid-run decides 
   always shipped (W&B's best is the true best);
 - at the end, a key whose last value was not shipped gets it in the W&B summary, so the
   summary shows the true last value, as without a budget.
+
+A sidecar killed mid-run loses what its budget held back. The next pass (the restarted
+sidecar, a later `sync`) is first handed every row the earlier one judged, to judge again
+without shipping (RowBudget.replay, Shipper._replay), so it holds back, counts and
+summarises the rest as one uninterrupted pass would (tests/test_wandb_budget.py).
 
 Off by default: `init(wandb_rows_per_min=N)` or `STEADYRUN_WANDB_ROWS_PER_MIN=N` turns it
 on; it is kept in run.json so the sidecar and any later `steadyrun sync` agree.
@@ -30,6 +36,7 @@ import orjson
 from ...store.records import GOALS
 from ...store.segment_reader import list_segments
 from ...store.steps import is_step_metric
+from ...store.values import restore_values
 
 METRIC_LINE = b'\n{"k":"metric",'
 
@@ -87,6 +94,18 @@ class RowBudget:
             self.sampled_out += 1
             self.last_unshipped.update(values)
         return keep
+
+    def replay(self, rec: dict[str, Any]) -> None:
+        """A record an earlier pass (a killed sidecar) handled, given again by the shipper
+        of the next pass and shipped by no one: judged as that pass's budget judged it,
+        so this one holds back, counts and summarises the rest as that one would have."""
+        kind = rec["k"]
+        if kind == "row":
+            self.keep(rec.get("t", 0.0), restore_values(rec))
+        elif kind == "summary":
+            self.summary_set(restore_values(rec))
+        elif kind == "metric":
+            self.watch_best(rec["key"], rec.get("goal"), rec.get("summary"))
 
     def summary_set(self, keys: Any) -> None:
         """An explicit summary update is newer than any unshipped row value of its keys."""

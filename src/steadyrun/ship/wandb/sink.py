@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,10 @@ class WandbSink:
         self._user_defined: set[str] = set()
         self._counters: dict[str, int] = {}
         self._run_id = rdir.name
-        self.budget: RowBudget | None = None  # the opt-in row budget (wandb_budget.py)
+        self.budget: RowBudget | None = None  # the opt-in row budget (budget.py)
+        # Where the shipper hands the records an earlier pass shipped (Shipper._replay):
+        # set only with a budget, whose memory they rebuild; else nothing is read again.
+        self.replay: Callable[[dict[str, Any]], None] | None = None
 
     # ------------------------------------------------------------------ status
     def status(self, **fields: Any) -> None:
@@ -158,6 +161,7 @@ class WandbSink:
             self.budget = RowBudget(float(manifest["wandb_rows_per_min"]))
             for rec in defined_metrics(self.rdir):
                 self.budget.watch_best(rec["key"], rec.get("goal"), rec.get("summary"))
+            self.replay = self.budget.replay
         self.wandb_dir.mkdir(parents=True, exist_ok=True)
         stats_pid = self.owner_pid if self.owner_pid and os.environ.get(
             "STEADYRUN_WANDB_STATS", "1") != "0" else None
