@@ -48,9 +48,12 @@ demo: $(VENV)/.demo
 # worker, and so do the multi-process (torchrun, DDP) tests of each xdist_group.
 # -n 3 on 2 cores: many tests wait on subprocesses (wandb-core, sidecars, torchrun), so a
 # third worker fills that time; measured 482 s for the suite (826 CPU-seconds).
+# Tests marked `alone` (the CPU-heavy benchmark smoke runs) go in a second pass, two at a
+# time, so that they never run beside tests that time a call or wait on a deadline.
 test: lint browser
 	$(BIN)/python -m pip check  # the offline part of the dependency audit (see make audit)
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --durations=15 tests
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --durations=15 -m "not soak and not alone" tests
+	$(BIN)/python -m pytest -q -n 2 --durations=5 -m "alone and not soak" tests
 
 # The browser tests (tests/ui) drive Debian's chromium through playwright (never a
 # browser download). Installed here when missing and we are root; otherwise a notice:

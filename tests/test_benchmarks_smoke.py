@@ -6,7 +6,9 @@ asserts nothing about the figures themselves (`make bench` measures them).
 
 The sections run in a few groups, one test each, so that `pytest -n` spreads them over
 its workers: run as one test they were the suite's last and longest test (160 s of
-`make test`'s 6 minutes on 2 cores, 290 s with the peers installed).
+`make test`'s 6 minutes on 2 cores, 290 s with the peers installed). They are marked
+`alone`: `make test` runs them after the rest, two at a time, never beside the tests
+that time a call.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def test_the_groups_cover_every_section_once() -> None:
     assert sorted(grouped) == sorted(sections)
 
 
+# `alone`: each group keeps both cores busy for up to a minute; `make test` runs them in a
+# pass of their own so they never starve a test that times a call or waits on a deadline.
+@pytest.mark.alone
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("group", GROUPS, ids=[g.replace(",", "-") for g in GROUPS])
 def test_run_all_smoke_writes_every_row(tmp_path: Path, group: str) -> None:
