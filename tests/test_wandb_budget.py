@@ -261,6 +261,9 @@ def test_budget_holds_across_a_sidecar_killed_and_restarted(tmp_path: Path, afte
     rdir = done.rdir
     assert len(wandb_files(rdir)) == 2  # the killed piece, then the restarted sidecar's
     _check_wandb(rdir)
+    # The restarted piece was told val/acc's goal again: its summary is the best, not the
+    # last value (W&B keeps metric definitions per piece).
+    assert wandb_log(rdir).summary["val/acc"] == {"max": pytest.approx(0.45)}
     assert sink_status(rdir)["state"] == "finished"
     assert orjson.loads((rdir / "sinks" / "wandb.cursor").read_bytes())["rows"] == 315
 

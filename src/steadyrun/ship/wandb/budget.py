@@ -28,6 +28,8 @@ on; it is kept in run.json so the sidecar and any later `steadyrun sync` agree.
 from __future__ import annotations
 
 import math
+import mmap
+import os
 from pathlib import Path
 from typing import Any
 
@@ -134,23 +136,34 @@ class RowBudget:
 
 def defined_metrics(rdir: Path) -> list[dict[str, Any]]:
     """Every metric definition of the run, found without parsing its rows: a sidecar that
-    starts again mid-run must know which keys have a best before it judges any row."""
+    starts again mid-run must know which keys have a best before it judges any row, and
+    a new W&B piece of the run must be told the definitions an earlier piece was told.
+
+    Each segment is searched through a read-only map, so a segment of any size costs
+    page cache, not memory.
+    """
     out: list[dict[str, Any]] = []
+    first = METRIC_LINE[1:]
     for path in list_segments(rdir):
         try:
-            data = b"\n" + path.read_bytes()
-        except OSError:
+            with path.open("rb") as fh:
+                if os.fstat(fh.fileno()).st_size == 0:
+                    continue
+                data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
             continue
-        pos = data.find(METRIC_LINE)
-        while pos >= 0:
-            end = data.find(b"\n", pos + 1)
-            if end < 0:
-                break  # a torn last line
-            try:
-                rec = orjson.loads(data[pos + 1:end])
-            except orjson.JSONDecodeError:
-                rec = None
-            if isinstance(rec, dict):
-                out.append(rec)
-            pos = data.find(METRIC_LINE, end)
+        with data:
+            pos = 0 if data[:len(first)] == first else data.find(METRIC_LINE)
+            while pos >= 0:
+                start = pos if pos == 0 and data[0:1] != b"\n" else pos + 1
+                end = data.find(b"\n", start)
+                if end < 0:
+                    break  # a torn last line
+                try:
+                    rec = orjson.loads(data[start:end])
+                except orjson.JSONDecodeError:
+                    rec = None
+                if isinstance(rec, dict):
+                    out.append(rec)
+                pos = data.find(METRIC_LINE, end)
     return out

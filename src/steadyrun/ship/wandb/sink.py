@@ -196,6 +196,13 @@ class WandbSink:
             )
         run_dir = str(Path(self.run.dir).parent)
         dirs = list(read_sink_status(self.rdir, NAME).get("run_dirs") or [])
+        if [d for d in dirs if d != run_dir]:
+            # A later piece of the run (a restarted sidecar, a resume, a sync after a
+            # crash): W&B keeps metric definitions per piece, so without them again its
+            # first row of a key would define it plainly, and this piece's summary of a
+            # `goal="max"` metric would be its last value, not its best.
+            for rec in defined_metrics(self.rdir):
+                self._ship_metric(rec, None)
         if run_dir not in dirs:
             dirs.append(run_dir)
         # Online, the page of the run: printed at finish and by `steadyrun show` (seed 004).
