@@ -406,6 +406,10 @@ def main() -> int:
     import wandb
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    # Each case keeps the date it was measured (an --only run re-measures only its cases).
+    today = time.strftime("%Y-%m-%d")
+    for name in names:
+        results[name]["measured"] = today
     args.out.write_text(json.dumps({"wandb": wandb.__version__, "init_timeout_s": INIT_TIMEOUT,
                                     "machine": f"{os.cpu_count()} cores",
                                     "cases": results}, indent=2) + "\n")

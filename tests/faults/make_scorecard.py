@@ -216,11 +216,18 @@ def rss_table(path: Path) -> str:
                                                         for r in points) + " |"])
 
 
-def header(rows: list[dict[str, Any]]) -> str:
-    """One line naming the commit(s) and date(s) the rows were measured at."""
+def header(rows: list[dict[str, Any]], raw_doc: dict[str, Any] | None = None) -> str:
+    """One line naming the commit(s) and date(s) the rows were measured at (and when raw
+    wandb's figures beside them were)."""
     stamps = sorted({(r.get("commit", "unknown"), r.get("date", "unknown")) for r in rows})
     said = "; ".join(f"commit `{c}` on {d}" for c, d in stamps)
-    return f"Measured at {said}, {len(rows)} rows, by one run of `tests/faults/make_scorecard.py`."
+    line = f"Measured at {said}, {len(rows)} rows, by one run of `tests/faults/make_scorecard.py`."
+    dates = sorted({c.get("measured", "an earlier date") for c in
+                    (raw_doc or {}).get("cases", {}).values()})
+    if dates:
+        line += (f" Raw `wandb` {raw_doc.get('wandb', '?')} measured by "
+                 f"`benchmarks/raw_wandb_faults.py` on {', '.join(dates)}.")
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
                                            indent=1, default=str) + "\n")
     raw_doc = json.loads(RAW.read_text()) if RAW.exists() else {"cases": {}}
     raw = {**raw_doc.get("cases", {}), "_init_timeout": raw_doc.get("init_timeout_s", 10)}
-    table = header(rows) + "\n\n" + render(rows, raw)
+    table = header(rows, raw_doc) + "\n\n" + render(rows, raw)
     doc = _replace(args.doc.read_text(), START, END, table)
     if RSS_CSV.exists() and args.doc == DOC:
         doc = _replace(doc, RSS_START, RSS_END, rss_table(RSS_CSV))
