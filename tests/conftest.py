@@ -28,6 +28,20 @@ _RANK_ENV = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 # tests/test_console.py turns it on where it is the subject.
 os.environ["STEADYRUN_CONSOLE"] = "off"
 
+# W&B at a loopback address where nothing listens, for this process and every process it
+# starts (issue 18; why that address: steadyrun.testing.NO_WANDB_URL), and no netrc: a
+# developer's ~/.netrc entry for api.wandb.ai would make auto mode online. Set here,
+# before any test, so that it holds for tests that never touch the helpers. The package's
+# wandb_env puts the address into every script's environment; the tests that build an
+# environment without W&B's variables put it back themselves; wandb_helpers.wandb_env and
+# `run_python` refuse an environment whose W&B is not on loopback, and
+# tests/faults/test_fault_security.py checks what they build.
+from wandb_helpers import NO_WANDB_URL, assert_loopback_wandb  # noqa: E402
+
+os.environ["WANDB_BASE_URL"] = NO_WANDB_URL
+os.environ["NETRC"] = os.devnull
+os.environ.pop("WANDB_API_KEY", None)
+
 
 @pytest.fixture
 def sr_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -68,9 +82,11 @@ def run_python(sr_root: Path) -> Callable[..., subprocess.CompletedProcess[str]]
 
     def run(code: str, *args: str, check: bool = True, timeout: float = 60,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ) if env is None else env
+        assert_loopback_wandb(env)
         proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
                               capture_output=True, text=True, timeout=timeout,
-                              env=dict(os.environ) if env is None else env, cwd=sr_root)
+                              env=env, cwd=sr_root)
         if check and proc.returncode != 0:
             raise AssertionError(f"child exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
                                  f"stderr:\n{proc.stderr}")

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from steadyrun.testing import NO_WANDB_URL
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 RUN_ALL = runpy.run_path(str(BENCH / "run_all.py"))
 # Groups of sections of about the same cost (a third of a minute to a minute each).
@@ -43,6 +45,7 @@ def test_the_groups_cover_every_section_once() -> None:
 def test_run_all_smoke_writes_every_row(tmp_path: Path, group: str) -> None:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("STEADYRUN_", "WANDB_"))}
+    env["WANDB_BASE_URL"] = NO_WANDB_URL  # W&B on loopback, never the public server
     proc = subprocess.run([sys.executable, str(BENCH / "run_all.py"), "--smoke", "--only",
                            group, "--out", str(tmp_path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=550)

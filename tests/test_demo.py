@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import steadyrun
+from steadyrun.testing import NO_WANDB_URL
 
 pytest.importorskip("numpy")
 pytest.importorskip("sklearn")
@@ -32,6 +33,7 @@ def _env(root: Path) -> dict[str, str]:
     """The caller's environment without steadyrun, W&B or launcher settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
     env["STEADYRUN_DIR"] = str(root)
+    env["WANDB_BASE_URL"] = NO_WANDB_URL  # W&B on loopback, never the public server
     return env
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import steadyrun
+from steadyrun.testing import NO_WANDB_URL
 
 pytest.importorskip("torch")
 
@@ -49,7 +50,8 @@ def _env(root: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("STEADYRUN_", "WANDB_", "SLURM_", "OMPI_", "PMI_"))
            and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env.update(STEADYRUN_DIR=str(root), OMP_NUM_THREADS="1", **extra)
+    env.update(STEADYRUN_DIR=str(root), OMP_NUM_THREADS="1",
+               WANDB_BASE_URL=NO_WANDB_URL, **extra)  # W&B on loopback, never the public one
     return env
 
 

@@ -9,10 +9,15 @@ final.
 
 Imported by plain name (`from wandb_helpers import ...`): pytest's default import mode
 puts tests/ on sys.path, with or without xdist.
+
+W&B's address is pinned to loopback (`NO_WANDB_URL`) for the whole suite: tests/conftest.py
+puts it in this process's environment, the package's `wandb_env` puts it into every
+script's, and `wandb_env` here refuses to build an environment whose W&B is elsewhere.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import subprocess
 import sys
 import textwrap
@@ -22,11 +27,40 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import orjson
 
 from steadyrun.ship.wandb import txlog as wandb_txlog
-from steadyrun.testing import wandb_env  # the tests import it from here too
+from steadyrun.testing import NO_WANDB_URL  # noqa: F401  (tests import it from here too)
+from steadyrun.testing import wandb_env as package_wandb_env
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """Whether `url` names this machine (127.0.0.0/8, ::1, localhost). None or empty is
+    not: W&B then uses its public server."""
+    host = urlparse(url or "").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def assert_loopback_wandb(env: Mapping[str, str]) -> None:
+    """Fail before a process starts whose W&B would be reachable beyond this machine."""
+    url = env.get("WANDB_BASE_URL")
+    assert is_loopback_url(url), (f"WANDB_BASE_URL={url!r}: a test process must point W&B at "
+                                  f"loopback (wandb_helpers.NO_WANDB_URL or its own server)")
+
+
+def wandb_env(base: Path, **extra: str | None) -> dict[str, str]:
+    """`steadyrun.testing.wandb_env` (W&B at NO_WANDB_URL unless `extra` names a server
+    of the test's own), refused when W&B is anywhere but loopback, or unset."""
+    env = package_wandb_env(base, **extra)
+    assert_loopback_wandb(env)
+    return env
 
 
 @dataclass

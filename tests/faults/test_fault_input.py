@@ -267,6 +267,22 @@ def test_config_with_cycles_and_unserialisable_objects(sr_root: Path, scorecard)
 
 
 # ---------------------------------------------------------------------- paths
+def _files_holding(roots: list[Path], token: bytes) -> tuple[list[Path], int]:
+    """Every regular file under `roots` whose bytes include `token`, and how many files
+    were read; links are not followed (files/escape points at the secret, checked by
+    itself)."""
+    found, scanned = [], 0
+    for root in roots:
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder, name)
+                if not path.is_symlink():
+                    scanned += 1
+                    if token in path.read_bytes():
+                        found.append(path)
+    return found, scanned
+
+
 def test_save_and_artifact_paths_never_leave_the_run_folder(sr_root: Path, tmp_path_factory,
                                                             scorecard) -> None:
     outside = tmp_path_factory.mktemp("outside")
@@ -274,41 +290,64 @@ def test_save_and_artifact_paths_never_leave_the_run_folder(sr_root: Path, tmp_p
     secret.write_text("outside")
     src = tmp_path_factory.mktemp("src")
     report = src / "report.txt"
-    report.write_text("report")
+    # A token found nowhere else, so any copy of the report is found under any name.
+    token = f"report {os.urandom(8).hex()}".encode()
+    report.write_bytes(token)
     (src / "loop").symlink_to(src / "loop")
     run = steadyrun.init(mode="local")
-    (run.dir / "files" / "escape").symlink_to(secret)
-    (run.dir / "files" / "sub").mkdir()
+    files = run.dir / "files"
+    (files / "escape").symlink_to(secret)
+    (files / "sub").mkdir()
+    hostile = ["../x.txt", "../../x.txt", "sub/../../x.txt", str(outside / "abs.txt"),
+               "escape", ".", "sub"]
+    # Where each name would land if it were taken as given: run.dir/x.txt, the runs
+    # folder's x.txt, outside/abs.txt, the secret (through the link), files/ and files/sub.
+    landing = {os.path.normpath(files / name) for name in hostile}
+    assert {str(run.dir / "x.txt"), str(run.dir.parent / "x.txt"),
+            str(outside / "abs.txt")} <= landing
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for name in ["../x.txt", "../../x.txt", "sub/../../x.txt", str(outside / "abs.txt"),
-                     "escape", ".", "sub"]:
+        for name in hostile:
             assert run.save(report, name=name) is None, name  # refused, never raised
         assert run.save(src / "loop") is None  # a symlink loop is no file
         assert run.save(src / "missing") is None
         saved = run.save(report, name="sub/ok.txt")
-    assert saved is not None and saved.read_text() == "report"
+    assert saved == files / "sub" / "ok.txt" and saved.read_bytes() == token
     # Warned once per source path (the rest counted), each refusal recorded.
     assert len([w for w in caught if "steadyrun" in str(w.message)]) >= 3
-    assert secret.read_text() == "outside" and sorted(p.name for p in outside.iterdir()) == [
-        "secret.txt"]
-    if hasattr(run, "log_checkpoint"):  # checkpoints.py: loops skipped, escapes refused
-        ckpt = src / "ckpt"
-        ckpt.mkdir()
-        (ckpt / "weights.bin").write_bytes(b"w" * 100)
-        (ckpt / "loop").symlink_to(ckpt)
-        (ckpt / "out").symlink_to(outside)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            info = run.log_checkpoint(ckpt)
-        assert info is not None
-        files = info.get("files") or []
-        assert "weights.bin" in files and not any("secret" in f for f in files), info
+    # Written outside: no landing place holds a file it lacked, the secret is unchanged,
+    # and the one copy of the report anywhere under the root or `outside` is the one the
+    # run saved (the root holds runs/ and the run folder, where the '..' names point).
+    assert secret.read_text() == "outside"
+    assert (files / "escape").is_symlink()  # still the link: nothing replaced it
+    new_files = sorted(p for p in landing if Path(p).is_file() and p != str(files / "escape"))
+    copies, scanned = _files_holding([sr_root, outside], token)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    written_outside = len(new_files) + len([p for p in copies if p != saved])
+    assert not new_files and copies == [saved], (new_files, copies)
+
+    # Checkpoints are recorded in place, never copied: a loop is skipped and a link that
+    # leaves the checkpoint folder is refused, so the secret is not listed.
+    ckpt = src / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "weights.bin").write_bytes(b"w" * 100)
+    (ckpt / "loop").symlink_to(ckpt)
+    (ckpt / "out").symlink_to(outside)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = run.log_checkpoint(ckpt)
+    assert info is not None and info["files"] == ["weights.bin"], info
+    assert {s["path"]: s["why"].split(" (")[0] for s in info["skipped"]} == {
+        "loop": "symlink loop", "out": "symlink escapes the checkpoint folder"}, info
     run.finish()
     assert steadyrun.open_run(run.id).files[-1]["path"] == "files/sub/ok.txt"
+    assert _files_holding([sr_root, outside], token)[0] == [saved]  # finish() copied none
+    # Hostile: the seven names, the source loop and the missing source, and the
+    # checkpoint's loop and its link out.
     scorecard("save/checkpoint paths: '..', absolute, symlink loops, links out",
-              rows_logged="n/a", rows_local="n/a", rows_wandb="n/a", hostile_paths=9,
-              raised=0, written_outside=0)
+              rows_logged="n/a", rows_local="n/a", rows_wandb="n/a",
+              hostile_paths=len(hostile) + 2 + 2, raised=0, written_outside=written_outside,
+              landing_paths_checked=len(landing), files_scanned=scanned)
 
 
 # ---------------------------------------------------------------------- context files

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from fault_helpers import MEASURE, exactly_once, figures_of, wait_shipped
-from wandb_helpers import run_script, sink_status, wandb_log
+from wandb_helpers import assert_steps_strictly_increase, run_script, sink_status, wandb_log
 
 import steadyrun
 
@@ -165,9 +165,19 @@ print(f"LOG_S={t_log:.3f}")
 print(f"TOTAL={time.monotonic() - t0:.3f}")
 """ + MEASURE
 
-# The stated bound: the buffer holds at most 100,000 records (STEADYRUN_BUFFER_RECORDS),
-# about 0.7 KB each for a row of two floats as the training thread hands it over.
-RSS_ALLOWANCE_MB = 120
+# What logging may add to the training process's RSS, whatever the number of rows. The
+# record buffer (STEADYRUN_BUFFER_RECORDS, ~0.7 KB a record) fills only while the disk
+# refuses writes, which it never does here: the growth is the interpreter's and the
+# allocator's (~7 MB, reached by 50,000 rows) plus the segment's mapped windows (RSS counts
+# the file pages this process wrote: the current window and the one prepared after it,
+# 4 MB each at most). Measured (issue 18), 300,000 and 1,000,000 rows, local and W&B
+# offline: 11.2-15.7 MB alone, 14.7-16.9 MB with a second copy running on the same two
+# cores. The margin, about as much again (+18 MB), covers one window more and allocator
+# arenas grown under load; a buffer that filled, or growth with the row count, exceeds it.
+RSS_ALLOWANCE_MB = 35
+# Late minus early peak: 0-4.4 MB measured, one window's pages coming and going (4 MB);
+# two windows at once and allocator noise stay within 10.
+RSS_DRIFT_MB = 10
 
 
 @pytest.mark.parametrize("mode", [pytest.param("local", id="local"),
@@ -189,7 +199,7 @@ def test_million_rows_flat_memory_and_the_reader_loads_them(tmp_path: Path, scor
     assert peak - base <= RSS_ALLOWANCE_MB, curve
     late = max(rss for rows, rss in curve if rows >= n // 2)
     early = max(rss for rows, rss in curve if rows < n // 2)
-    assert late - early <= RSS_ALLOWANCE_MB / 2, curve
+    assert late - early <= RSS_DRIFT_MB, curve
 
     t0 = time.monotonic()
     data = steadyrun.open_run(done.rdir)
@@ -201,8 +211,16 @@ def test_million_rows_flat_memory_and_the_reader_loads_them(tmp_path: Path, scor
     del data, values
     if mode == "offline":
         figures["wandb_done_s"] = round(done.elapsed + wait_shipped(done.rdir), 1)
-        figures["rows_wandb"] = len(wandb_log(done.rdir, timeout=600).history)
-        assert figures["rows_wandb"] == n
+        log = wandb_log(done.rdir, timeout=600)
+        # Exactly once, as in the other cases: a count of n would hide a row held twice
+        # and another missing. Steps strictly increasing: W&B drops a row whose _step
+        # does not increase.
+        wb = [row["train/loss"] for row in log.history if "train/loss" in row]
+        exactly_once(wb, (float(i) for i in range(n)))
+        assert wb == [float(i) for i in range(n)]  # in the order they were logged
+        assert_steps_strictly_increase(log)
+        figures["rows_wandb"] = len(wb)
+        del log, wb
     if mode == "local":
         # The same million rows with a buffer of 10,000 records: the level of the plateau
         # is the buffer's, reached at once, and flat whatever the number of rows.

@@ -5,16 +5,32 @@ One offline run plants an API key in the environment, keys, passwords and tokens
 config, the notes, an alert and the command line, and credentials in URLs. While it runs,
 the training process, the sidecar and wandb-core are checked for sockets; after it, every
 file under the run folder and W&B's folders is scanned byte by byte.
+
+A fake key in auto mode is offered to whatever server WANDB_BASE_URL names, so the suite
+pins that to loopback (wandb_helpers.NO_WANDB_URL); the last test here checks the pin in
+every environment the helpers build.
 """
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import psutil
+import pytest
 from fault_helpers import MEASURE, exactly_once, figures_of, local_column, wait_for
-from wandb_helpers import sink_status, start_script, wandb_log
+from wandb_helpers import (
+    NO_WANDB_URL,
+    assert_loopback_wandb,
+    is_loopback_url,
+    run_script,
+    sidecar_log,
+    sink_status,
+    start_script,
+    wandb_env,
+    wandb_log,
+)
 
 SECRETS = {
     "env WANDB_API_KEY": "5ec7e70a11ce0ffe1deadbeef0ddba11c0ffee42",
@@ -130,7 +146,66 @@ def test_secrets_permissions_and_no_listening_ports(tmp_path: Path, scorecard) -
     wb = [r["train/loss"] for r in log.history if "train/loss" in r]
     assert wb == local
     assert log.config["lr"] == 0.1 and log.config["api_key"] != S["config api_key"]
+    # The planted key was offered to the loopback address alone: the probe was refused
+    # there and the run went offline (the offline files above were all it wrote).
+    assert f"W&B server {NO_WANDB_URL} does not answer" in sidecar_log(rdir), sidecar_log(rdir)
     scorecard("planted secrets, file modes, listening ports", rows_logged=600,
               rows_local=len(local), rows_wandb=len(wb), secrets_planted=len(SECRETS),
               secrets_found=0, files_scanned=len(scanned), processes_checked=len(pids),
               listening_sockets=len(listening), inet_sockets=inet, **figures_of(done))
+
+
+# ---------------------------------------------------------------------- W&B on loopback
+PROBE = """
+import os, time
+from steadyrun.ship.wandb import mode
+t0 = time.monotonic()
+ok, why = mode.server_answers()
+print(f"URL={os.environ.get('WANDB_BASE_URL')}")
+print(f"ANSWERS={ok}")
+print(f"WHY={why}")
+print(f"PROBE_S={time.monotonic() - t0:.3f}")
+print(f"CHOSEN={mode.choose('auto')[0]}")
+"""
+
+
+def test_every_test_process_points_wandb_at_loopback(tmp_path: Path, run_python,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test process can reach a W&B beyond this machine: this process, the scripts of
+    wandb_helpers (run_script and start_script; steadyrun_cli builds its environment with
+    the same wandb_env) and conftest's `run_python` all carry a loopback WANDB_BASE_URL,
+    even where the caller's environment names the public server, and a builder refuses
+    an environment that names another host."""
+    assert os.environ.get("WANDB_BASE_URL") == NO_WANDB_URL  # tests/conftest.py's pin
+
+    # What the children see, with a fake key set: the probe of steadyrun's auto mode is
+    # refused on loopback at once (no 3 s timeout), so the run goes offline.
+    key = {"WANDB_API_KEY": "0" * 40}
+    done = run_script(tmp_path / "script", PROBE, env=key)
+    assert done.value("URL") == NO_WANDB_URL
+    assert done.value("ANSWERS") == "False" and "ConnectionRefused" in done.value("WHY")
+    assert float(done.value("PROBE_S")) < 1.0 and done.value("CHOSEN") == "offline"
+    child = run_python("import os; print(os.environ.get('WANDB_BASE_URL'))")
+    assert child.stdout.strip() == NO_WANDB_URL
+
+    # A caller whose own environment names the public server: the builders pin loopback
+    # anyway (the package's wandb_env puts loopback in place of the caller's URL).
+    monkeypatch.setenv("WANDB_BASE_URL", "https://api.wandb.ai")
+    assert wandb_env(tmp_path)["WANDB_BASE_URL"] == NO_WANDB_URL
+    with pytest.raises(AssertionError, match="loopback"):
+        wandb_env(tmp_path, WANDB_BASE_URL=None)  # unset: W&B's public server
+    server = "http://127.0.0.1:45678"  # a test's own stand-in keeps its address
+    assert wandb_env(tmp_path, WANDB_BASE_URL=server)["WANDB_BASE_URL"] == server
+    with pytest.raises(AssertionError, match="loopback"):
+        wandb_env(tmp_path, WANDB_BASE_URL="https://api.wandb.ai")
+    with pytest.raises(AssertionError, match="loopback"):
+        run_python("print(1)")  # the caller's environment, public URL and all
+
+    for url, near in [(NO_WANDB_URL, True), ("http://localhost:8080", True),
+                      ("http://[::1]:9", True), ("http://127.0.0.2", True),
+                      ("https://api.wandb.ai", False), ("http://127.0.0.1.example.com", False),
+                      ("http://10.0.0.1:9", False), ("", False), (None, False)]:
+        assert is_loopback_url(url) is near, url
+    assert_loopback_wandb({"WANDB_BASE_URL": NO_WANDB_URL})
+    with pytest.raises(AssertionError):
+        assert_loopback_wandb({})  # unset: W&B would use its public server

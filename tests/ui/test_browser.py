@@ -31,6 +31,8 @@ from typing import Any
 
 import pytest
 
+from steadyrun.testing import NO_WANDB_URL
+
 pytestmark = pytest.mark.xdist_group("browser")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,7 +169,8 @@ def _env(root: Path) -> dict[str, str]:
     foreign = ("STEADYRUN_", "WANDB_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "SLURM_",
                "OMPI_COMM_WORLD_", "PMI_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(foreign)}
-    env.update(STEADYRUN_DIR=str(root), STEADYRUN_METADATA="0", PYTHONDONTWRITEBYTECODE="1")
+    env.update(STEADYRUN_DIR=str(root), STEADYRUN_METADATA="0", PYTHONDONTWRITEBYTECODE="1",
+               WANDB_BASE_URL=NO_WANDB_URL)  # W&B on loopback, never the public server
     return env
 
 

@@ -41,6 +41,8 @@ from urllib.parse import quote
 
 import pytest
 
+from steadyrun.testing import NO_WANDB_URL
+
 pytest.importorskip("numpy")
 pytest.importorskip("pyarrow")
 
@@ -93,7 +95,8 @@ print(json.dumps(ids))
 def child_env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("STEADYRUN_", "WANDB_"))}
-    env.update(STEADYRUN_DIR=str(root), PYTHONDONTWRITEBYTECODE="1")
+    env.update(STEADYRUN_DIR=str(root), PYTHONDONTWRITEBYTECODE="1",
+               WANDB_BASE_URL=NO_WANDB_URL)  # W&B on loopback, never the public server
     return env
 
 

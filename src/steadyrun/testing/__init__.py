@@ -1,7 +1,8 @@
 """Helpers for testing code that uses steadyrun and W&B, without a network.
 
     wandb_env(base, **extra)   the environment of a child script: its own steadyrun and
-                               W&B folders under `base`, no key, no launcher variables
+                               W&B folders under `base`, no key, no launcher variables,
+                               W&B's address on loopback (NO_WANDB_URL)
     FaultServer(kind, ...)     a W&B stand-in on 127.0.0.1 that misbehaves on purpose
     serve(kind, ...)           a FaultServer as a context manager, closed on the way out
 
@@ -20,12 +21,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .wandb_env import wandb_env
+from .wandb_env import NO_WANDB_URL, wandb_env
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loopback import FaultServer, serve  # noqa: F401
 
-__all__ = ["FaultServer", "serve", "wandb_env"]
+__all__ = ["NO_WANDB_URL", "FaultServer", "serve", "wandb_env"]
 
 _LAZY = {"FaultServer": "loopback", "serve": "loopback"}
 

@@ -1,4 +1,5 @@
-"""A private W&B environment for a script: no key, no home-folder state, no launcher.
+"""A private W&B environment for a script: no key, no home-folder state, no launcher,
+and W&B's address on loopback.
 
 Shared by the tests (through wandb_helpers) and benchmarks/. Plain stdlib, so importing
 it loads nothing that a benchmark would measure.
@@ -20,8 +21,18 @@ _CLEARED = (
 )
 
 
+# W&B's address in a script's environment unless the caller names its own (loopback)
+# server. Left unset, W&B is https://api.wandb.ai: a script given a fake WANDB_API_KEY
+# would send it there in auto mode, and a ~/.netrc entry for that host (what `wandb login`
+# writes) would turn a test run online. Nothing listens on 127.0.0.1:9 (the loopback
+# stand-ins bind ephemeral ports), so steadyrun's probe is refused at once and the run
+# goes offline without waiting out the probe's timeout.
+NO_WANDB_URL = "http://127.0.0.1:9"
+
+
 def wandb_env(base: Path, **extra: str | None) -> dict[str, str]:
-    """The environment of every script: its own root, no key (auto -> offline), no stats.
+    """The environment of every script: its own root, no key (auto -> offline), no stats,
+    W&B at NO_WANDB_URL unless `extra` gives WANDB_BASE_URL.
 
     W&B's config, data, cache and artifact folders and the netrc point into `base`, so
     nothing is read from or written to the home folder. `extra` adds variables; a value
@@ -38,6 +49,7 @@ def wandb_env(base: Path, **extra: str | None) -> dict[str, str]:
         "WANDB_ARTIFACT_DIR": str(wb / "artifacts"),
         "NETRC": str(wb / "netrc-none"),
         "PYTHONUNBUFFERED": "1",
+        "WANDB_BASE_URL": NO_WANDB_URL,
     })
     for key, value in extra.items():
         if value is None:
