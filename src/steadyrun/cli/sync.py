@@ -31,17 +31,56 @@ def register(sub: Any) -> None:
     y.set_defaults(func=sync_command)
 
 
+def _misuse(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments' combination, else None.
+
+    Checked before anything is read or shipped (issue 18): `RUN --all` used to ship every
+    run and ignore RUN without a word, and `--all --follow` died in a ValueError
+    traceback (the supervisor follows one run). Like every other command's usage errors:
+    one line on stderr, exit 2."""
+    if args.all and args.run:
+        return f"name a RUN ({args.run}) or pass --all, not both"
+    if args.all and args.follow:
+        return "--follow follows one RUN until its writers end; --all ships every run once"
+    if not args.all and not args.run:
+        return "name a RUN or pass --all"
+    return None
+
+
 def _runs(args: argparse.Namespace) -> list[Path]:
     if args.all:
-        return list_runs(args.dir)
-    if not args.run:
-        raise SystemExit("steadyrun sync: name a RUN or pass --all")
+        from ..store.layout import is_run_dir, is_run_id
+
+        runs = []
+        for d in list_runs(args.dir):
+            if is_run_id(d.name) and is_run_dir(d):
+                runs.append(d)
+            elif not d.name.startswith("."):
+                # A folder that is no run (made by hand, emptied) used to end the whole
+                # pass in a traceback (FileNotFoundError on its sinks/wandb.lock) before
+                # the runs after it were shipped. Skipped, said. Hidden ones are
+                # `steadyrun import`'s folders being written: never shipped, not noise.
+                print(f"steadyrun: {d} is not a run (no run.json, no segments/): skipped",
+                      file=sys.stderr)
+        if not runs:
+            # Said, not silent: an empty root (the wrong folder, a missing --dir) must not
+            # look like a root whose runs were all shipped.
+            from ..store.layout import runs_dir
+
+            print(f"steadyrun: no runs under {runs_dir(args.dir).absolute()}; nothing to "
+                  f"sync (the root is --dir, else $STEADYRUN_DIR, else ./steadyrun)",
+                  file=sys.stderr)
+        return runs
     return [locate_run(args.run, args.dir)]
 
 
 def sync_command(args: argparse.Namespace) -> int:
     from ..ship.sidecar import lower_priority, supervise
 
+    problem = _misuse(args)
+    if problem is not None:
+        print(f"steadyrun sync: {problem}", file=sys.stderr)
+        return 2
     mode = args.mode or "auto"
     if args.follow:
         (rdir,) = _runs(args)
@@ -53,7 +92,16 @@ def sync_command(args: argparse.Namespace) -> int:
     for rdir in _runs(args):
         if _imported(rdir):
             continue
-        status |= _sync_once(rdir, mode, quiet=args.quiet)
+        try:
+            status |= _sync_once(rdir, mode, quiet=args.quiet)
+        except Exception as exc:  # noqa: BLE001
+            if not args.all:
+                raise
+            # One damaged run must not keep the others from W&B: `--all` goes on with the
+            # rest and exits 1, having named the run and what went wrong in one line.
+            print(f"steadyrun: run {rdir.name} was not synced: {type(exc).__name__}: {exc}",
+                  file=sys.stderr)
+            status = 1
     return status
 
 

@@ -109,7 +109,18 @@ class Run(RunSaid, RunExtras, RunBaseline):
 
             metrics = all_reduce_metrics(metrics, reduce)
             if self.role.startswith("rank"):
-                return  # every rank reduced; rank 0 alone records the result
+                # Every rank reduced; rank 0 alone records the result. This rank's step
+                # still moves as rank 0's does (DESIGN section 3.2: every committed call
+                # without step= advances it): it stood still here, so a rank's own rows
+                # sat at other x than rank 0's for the same iteration (rank 0 at 1, 3,
+                # 5, ..., rank 1 at 0, 1, 2, ...; tests/test_ranks_wandb.py).
+                if commit and step is None:
+                    if self._pending is not None:
+                        self._log_slow({}, None, True)  # its pending row, as rank 0 does
+                    else:
+                        with self._lock:
+                            self._step += 1
+                return
         # Fast path: the same keys as the last fast row, plain int/float values, auto step.
         # It encodes the row here (one orjson call) and copies it into the segment: in the
         # page cache when log() returns.

@@ -42,6 +42,7 @@ class RunExtras:
     _sized_model: Any
     _checkpoints: Any
     _media_counter: int
+    _prefix: str  # an extra rank's `rank{N}/` (run.py), else ""
     _watch_calls: int = 0  # committed steadyrun.log() calls since watch (watch_tick)
     _best_checkpoint: float | None = None  # a resumed run's best so far (run_start)
     _leaderboard: Any = None  # read/leaderboard's table, given by api through start_run
@@ -74,6 +75,15 @@ class RunExtras:
             accepted[k] = num
         if accepted:
             out = {k: (None if k in nf else v) for k, v in accepted.items()}
+            prefix = self._prefix
+            if prefix:
+                # An extra rank's summary goes under its `rank{N}/` like its rows (DESIGN
+                # section 5). Unprefixed, every rank's `final` landed on one key of the one
+                # run and the last writer won: in W&B rank 1's score replaced rank 0's
+                # (tests/test_ranks_wandb.py). This rank's own view (`run.summary`) keeps
+                # the keys it was given.
+                out = {prefix + k: v for k, v in out.items()}
+                nf = {prefix + k: v for k, v in nf.items()}
             self._append(records.encode(records.summary(out, nf)))
         return accepted
 
