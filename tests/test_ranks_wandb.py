@@ -52,6 +52,10 @@ run = steadyrun.init(project="ddp", mode="offline", all_ranks=True)
 for i in range({STEPS}):
     run.log({{"train/loss": float(rank * 100 + i)}}, reduce="mean")
     run.log({{"worker/value": rank * 1000.0 + i}})
+# Direct tables, histograms and metric rules: an extra rank's go under its prefix too.
+run.define_metric("worker/value", goal="maximize")
+run.log_table("eval/t", columns=["rank"], rows=[[rank]])
+run.log_histogram("worker/h", [float(rank)] * 4)
 run.summary.update({{"final": float(rank)}})
 run.finish()
 # One write(2) of a whole line: the ranks of a node share torchrun's stdout pipe.
@@ -144,10 +148,20 @@ def test_every_ranks_rows_arrive_once_under_its_prefix(launch: Launch) -> None:
     # mean over the four ranks of (rank * 100 + i) = 150 + i, once per step
     assert_once(log, "train/loss", [150.0 + i for i in range(STEPS)])
     keys = {k for row in log.history for k in row if not k.startswith("_")}
-    expected = {"train/loss", "train/step", "worker/value", "worker/step"} | {
-        f"rank{r}/worker/{k}" for r in range(1, WORLD) for k in ("value", "step")}
+    own = {"worker/value", "worker/step", "eval/t", "eval/step", "worker/h"}
+    expected = {"train/loss", "train/step"} | own | {f"rank{r}/{k}" for r in range(1, WORLD)
+                                                     for k in own}
     assert keys == expected
-    assert len(log.history) == STEPS * (1 + WORLD)  # one row per committed record, no more
+    # One row per committed record, no more: the rows, then each rank's table and
+    # histogram.
+    assert len(log.history) == STEPS * (1 + WORLD) + 2 * WORLD
+    # Each rank's table is its own, once; its metric rule applies to its own key: W&B's
+    # summary of the key is its best, not its last value.
+    for rank in range(WORLD):
+        pre = f"rank{rank}/" if rank else ""
+        (table,) = column(log, f"{pre}eval/t")
+        assert table["_type"] == "table-file", table
+        assert log.summary[f"{pre}worker/value"] == {"max": rank * 1000.0 + STEPS - 1}, rank
 
 
 def test_steps_increase_and_ranks_share_the_x_of_each_iteration(launch: Launch) -> None:
@@ -155,10 +169,13 @@ def test_steps_increase_and_ranks_share_the_x_of_each_iteration(launch: Launch) 
     assert_steps_strictly_increase(log)
     # Every rank made the same calls, so iteration i sits at the same x on every rank's
     # axis (DESIGN section 3.2: every committed call without step= advances the step).
-    owner_x = column(log, "worker/step")
+    def x_of(pre: str) -> list[int]:  # the x of the value rows (not of the histogram)
+        return [row[f"{pre}worker/step"] for row in log.history if f"{pre}worker/value" in row]
+
+    owner_x = x_of("")
     assert owner_x == sorted(set(owner_x)) and len(owner_x) == STEPS
     for rank in range(1, WORLD):
-        assert column(log, f"rank{rank}/worker/step") == owner_x, rank
+        assert x_of(f"rank{rank}/") == owner_x, rank
 
 
 def test_each_ranks_summary_is_its_own_and_the_run_ends_clean(launch: Launch) -> None:

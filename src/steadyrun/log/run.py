@@ -245,7 +245,7 @@ class Run(RunSaid, RunExtras, RunBaseline):
     def _clean_numbers(self, metrics: Mapping[Any, Any], media: list[tuple[str, Any]]
                        ) -> tuple[dict[str, Any], dict[str, str]]:
         """(the row's numbers, which of them are non-finite); the media values go to
-        `media`, keyed like the row (with this writer's prefix)."""
+        `media` under their keys as given (the media methods add this writer's prefix)."""
         values: dict[str, Any] = {}
         nf: dict[str, str] = {}
         prefix = self._prefix
@@ -255,7 +255,7 @@ class Run(RunSaid, RunExtras, RunBaseline):
                     check_key(k)
                     self._known.add(k)
                 if type(v) not in _NUMERIC and isinstance(v, MEDIA):
-                    media.append((prefix + k if prefix else k, v))
+                    media.append((k, v))  # log_image/log_table/... add the prefix
                     continue
                 if type(v) not in _NUMERIC and deferrable(v) and not is_step_metric(k):
                     values[prefix + k if prefix else k] = hold(k, v)  # read later, no sync

@@ -100,6 +100,12 @@ class RunExtras:
         return cleaned
 
     # ------------------------------------------------------------------ other records
+    def _own(self, key: str) -> str:
+        """`key` as this writer records it: an extra rank's under its `rank{N}/` (DESIGN
+        section 5), so its tables, images, histograms and metric rules land beside its
+        rows, never on rank 0's keys in the one W&B run."""
+        return self._prefix + key if self._prefix else key
+
     def define_metric(self, name: str, step_metric: str | None = None, goal: str | None = None,
                       summary: str | None = None, hidden: bool = False) -> None:
         """Exact-key axis and summary rules; the sink forwards them to W&B."""
@@ -107,7 +113,9 @@ class RunExtras:
             self._bad(name, goal, f"goal must be 'minimize' or 'maximize', got {goal!r}",
                       ValueError)
             goal = None
-        self._append(records.encode(records.metric(name, step_metric, goal, summary, hidden)))
+        step_metric = self._own(step_metric) if step_metric else step_metric
+        self._append(records.encode(records.metric(self._own(name), step_metric, goal,
+                                                   summary, hidden)))
 
     def log_table(self, key: str, columns: list[str] | None = None,
                   rows: list[list[Any]] | None = None, *, data: list[list[Any]] | None = None,
@@ -123,8 +131,9 @@ class RunExtras:
                 raise Rejected(key, f"every row must have {len(columns)} cells", ValueError)
             # Cells are free text like any other: the same redaction as config and summary.
             cells = [[redact_tree(c) for c in r] for r in rows]
-            line = orjson.dumps(records.table(key, [redact_text(c) for c in columns], cells,
-                                              self._x(step, key)),
+            own = self._own(key)
+            line = orjson.dumps(records.table(own, [redact_text(c) for c in columns], cells,
+                                              self._x(step, own)),
                           option=orjson.OPT_SERIALIZE_NUMPY, default=_table_cell)
         except Rejected as exc:
             self._bad(key, rows, exc.reason, exc.exc_type)
@@ -180,7 +189,8 @@ class RunExtras:
             return
         if caption is not None:
             caption = redact_text(str(caption))
-        self._append(records.encode(records.image(key, rel, caption, self._x(step, key))))
+        own = self._own(key)
+        self._append(records.encode(records.image(own, rel, caption, self._x(step, own))))
 
     def log_histogram(self, key: str, values: Any, step: int | None = None,
                       bins: int = 64) -> None:
@@ -256,6 +266,7 @@ class RunExtras:
         for exc in rejected:  # one bad input must not cost the others their histograms
             self._bad(exc.key, good[exc.key], exc.reason, exc.exc_type)
         if hists:
+            hists = {self._own(k): h for k, h in hists.items()}
             x = self._x(step, next(iter(hists)))
             self._append(records.encode(records.histogram(hists, x)))
 
@@ -328,7 +339,8 @@ class RunExtras:
             self._bad(key, binned, f"np_histogram must be (counts, edges): {exc}", TypeError)
             return
         hist = {"counts": counts, "edges": edges, "nonfinite": 0}
-        self._append(records.encode(records.histogram({key: hist}, self._x(x, key))))
+        own = self._own(key)
+        self._append(records.encode(records.histogram({own: hist}, self._x(x, own))))
 
     def _x(self, step: int | None, key: str) -> int:
         """Without step=, a table or image sits at the current point of its namespace's
