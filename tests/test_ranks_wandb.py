@@ -35,6 +35,9 @@ from wandb_helpers import (
 from steadyrun.ship.wandb import txlog as wandb_txlog
 
 pytest.importorskip("torch")
+# One worker for the module: its launch is a module fixture, and under `--dist loadgroup`
+# tests of one module on several workers would each launch it again (about 20 s each).
+pytestmark = pytest.mark.xdist_group("ranks-wandb")
 
 STEPS = 10
 NODES = 2
