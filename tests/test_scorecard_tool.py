@@ -62,7 +62,7 @@ def test_a_passing_run_replaces_every_row_and_stamps_each_with_its_commit(
     assert rows[0]["commit"].startswith(head) and len(rows[0]["date"]) == 10
     text = doc.read_text()
     assert "old table" not in text and "| fresh case | 5 / 5 / 5 |" in text
-    assert f"Measured at commit `{rows[0]['commit']}` on {rows[0]['date']}, 1 rows" in text
+    assert f"1 row at commit `{rows[0]['commit']}` on {rows[0]['date']}" in text
     assert text.endswith("<!-- scorecard:end -->\n\nprose\n")
 
 

@@ -224,9 +224,12 @@ def rss_table(path: Path) -> str:
 def header(rows: list[dict[str, Any]], raw_doc: dict[str, Any] | None = None) -> str:
     """One line naming the commit(s) and date(s) the rows were measured at (and when raw
     wandb's figures beside them were)."""
-    stamps = sorted({(r.get("commit", "unknown"), r.get("date", "unknown")) for r in rows})
-    said = "; ".join(f"commit `{c}` on {d}" for c, d in stamps)
-    line = f"Measured at {said}, {len(rows)} rows, by one run of `tests/faults/make_scorecard.py`."
+    from collections import Counter
+
+    stamps = Counter((r.get("commit", "unknown"), r.get("date", "unknown")) for r in rows)
+    said = "; ".join(f"{n} row{'s' * (n != 1)} at commit `{c}` on {d}" for (c, d), n in sorted(
+        stamps.items(), key=lambda item: -item[1]))
+    line = f"Measured by `tests/faults/make_scorecard.py`: {said}."
     dates = sorted({c.get("measured", "an earlier date") for c in
                     (raw_doc or {}).get("cases", {}).values()})
     if dates:
