@@ -220,6 +220,12 @@ def assert_once(log: wandb_txlog.TxLog, key: str, expected: Iterable[Any]) -> No
 
 
 def assert_steps_strictly_increase(log: wandb_txlog.TxLog) -> None:
+    """`_step` increases from row to row across every piece of the log, in order.
+
+    Within one W&B process this cannot fail: wandb itself drops a row whose step does not
+    increase, so the counts (`assert_once`) are what catch a row lost that way. Across
+    pieces (a restarted sidecar, a resume, a later sync) it can: each piece is a new
+    process that would accept steps starting over (seed 000's bug)."""
     steps = [row["_step"] for row in log.history]
     bad = [(a, b) for a, b in zip(steps, steps[1:], strict=False) if b <= a]
     assert not bad, f"_step does not increase at {bad[:10]}"
