@@ -74,16 +74,13 @@ class RunExtras:
                 continue
             accepted[k] = num
         if accepted:
-            out = {k: (None if k in nf else v) for k, v in accepted.items()}
-            prefix = self._prefix
-            if prefix:
-                # An extra rank's summary goes under its `rank{N}/` like its rows (DESIGN
-                # section 5). Unprefixed, every rank's `final` landed on one key of the one
-                # run and the last writer won: in W&B rank 1's score replaced rank 0's
-                # (tests/test_ranks_wandb.py). This rank's own view (`run.summary`) keeps
-                # the keys it was given.
-                out = {prefix + k: v for k, v in out.items()}
-                nf = {prefix + k: v for k, v in nf.items()}
+            # An extra rank's summary goes under its `rank{N}/` like its rows (_own).
+            # Unprefixed, every rank's `final` landed on one key of the one run and the
+            # last writer won: in W&B rank 1's score replaced rank 0's
+            # (tests/test_ranks_wandb.py). This rank's own view (`run.summary`) keeps the
+            # keys it was given.
+            out = {self._own(k): (None if k in nf else v) for k, v in accepted.items()}
+            nf = {self._own(k): tag for k, tag in nf.items()}
             self._append(records.encode(records.summary(out, nf)))
         return accepted
 

@@ -153,9 +153,10 @@ def defined_metrics(rdir: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
         with data:
-            pos = 0 if data[:len(first)] == first else data.find(METRIC_LINE)
-            while pos >= 0:
-                start = pos if pos == 0 and data[0:1] != b"\n" else pos + 1
+            # `start`: where a metric line begins (the file's first line has no '\n' before
+            # it), -1 when there is none further on.
+            start = 0 if data[:len(first)] == first else data.find(METRIC_LINE) + 1 or -1
+            while start >= 0:
                 end = data.find(b"\n", start)
                 if end < 0:
                     break  # a torn last line
@@ -165,5 +166,5 @@ def defined_metrics(rdir: Path) -> list[dict[str, Any]]:
                     rec = None
                 if isinstance(rec, dict):
                     out.append(rec)
-                pos = data.find(METRIC_LINE, end)
+                start = data.find(METRIC_LINE, end) + 1 or -1
     return out

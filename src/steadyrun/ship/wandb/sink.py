@@ -157,9 +157,11 @@ class WandbSink:
         import wandb
 
         self._run_id = manifest.get("id", self.rdir.name)
+        definitions: list[dict[str, Any]] | None = None  # the run's define_metric records
         if manifest.get("wandb_rows_per_min"):
             self.budget = RowBudget(float(manifest["wandb_rows_per_min"]))
-            for rec in defined_metrics(self.rdir):
+            definitions = defined_metrics(self.rdir)
+            for rec in definitions:
                 self.budget.watch_best(rec["key"], rec.get("goal"), rec.get("summary"))
             self.replay = self.budget.replay
         self.wandb_dir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +203,7 @@ class WandbSink:
             # crash): W&B keeps metric definitions per piece, so without them again its
             # first row of a key would define it plainly, and this piece's summary of a
             # `goal="max"` metric would be its last value, not its best.
-            for rec in defined_metrics(self.rdir):
+            for rec in definitions if definitions is not None else defined_metrics(self.rdir):
                 self._ship_metric(rec, None)
         if run_dir not in dirs:
             dirs.append(run_dir)
