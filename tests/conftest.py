@@ -32,10 +32,10 @@ os.environ["STEADYRUN_CONSOLE"] = "off"
 # starts (issue 18; why that address: steadyrun.testing.NO_WANDB_URL), and no netrc: a
 # developer's ~/.netrc entry for api.wandb.ai would make auto mode online. Set here,
 # before any test, so that it holds for tests that never touch the helpers. The package's
-# wandb_env puts the address into every script's environment; the tests that build an
-# environment without W&B's variables put it back themselves; wandb_helpers.wandb_env and
-# `run_python` refuse an environment whose W&B is not on loopback, and
-# tests/faults/test_fault_security.py checks what they build.
+# wandb_env puts the address into every script's environment, and wandb_helpers.bare_env
+# (the environment without steadyrun, W&B or launcher variables) puts it back;
+# wandb_helpers' builders and `run_python` refuse an environment whose W&B is not on
+# loopback, and tests/faults/test_fault_security.py checks what they build.
 from wandb_helpers import NO_WANDB_URL, assert_loopback_wandb  # noqa: E402
 
 os.environ["WANDB_BASE_URL"] = NO_WANDB_URL

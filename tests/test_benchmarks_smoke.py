@@ -14,15 +14,13 @@ that time a call.
 from __future__ import annotations
 
 import json
-import os
 import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from steadyrun.testing import NO_WANDB_URL
+from wandb_helpers import bare_env
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 RUN_ALL = runpy.run_path(str(BENCH / "run_all.py"))
@@ -43,9 +41,7 @@ def test_the_groups_cover_every_section_once() -> None:
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("group", GROUPS, ids=[g.replace(",", "-") for g in GROUPS])
 def test_run_all_smoke_writes_every_row(tmp_path: Path, group: str) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STEADYRUN_", "WANDB_"))}
-    env["WANDB_BASE_URL"] = NO_WANDB_URL  # W&B on loopback, never the public server
+    env = bare_env()
     proc = subprocess.run([sys.executable, str(BENCH / "run_all.py"), "--smoke", "--only",
                            group, "--out", str(tmp_path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=550)

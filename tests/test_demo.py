@@ -14,27 +14,21 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+from wandb_helpers import FOREIGN, NO_WANDB_URL, bare_env
 
 import steadyrun
-from steadyrun.testing import NO_WANDB_URL
 
 pytest.importorskip("numpy")
 pytest.importorskip("sklearn")
 PIL_Image = pytest.importorskip("PIL.Image")
 
-# Variables that would change who `steadyrun.init()` thinks it is: mode, context, rank.
-_FOREIGN = ("STEADYRUN_", "WANDB_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "SLURM_",
-            "OMPI_COMM_WORLD_", "PMI_")
 EVAL_KEYS = {"eval/test_acc", "eval/test_loss", "eval/macro_acc", "eval/worst_class_acc",
              "eval/baseline_acc", "eval/n_test"}
 
 
 def _env(root: Path) -> dict[str, str]:
     """The caller's environment without steadyrun, W&B or launcher settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
-    env["STEADYRUN_DIR"] = str(root)
-    env["WANDB_BASE_URL"] = NO_WANDB_URL  # W&B on loopback, never the public server
-    return env
+    return bare_env(STEADYRUN_DIR=str(root))
 
 
 def _demo(root: Path, seed: int = 0) -> steadyrun.RunData:
@@ -143,8 +137,9 @@ def test_failed_stage_fails_the_run(tmp_path, monkeypatch, capsys):
     def failing(cfg, tmp):
         return [("pretrain", [sys.executable, "-c", "raise SystemExit(3)"])]
 
-    for k in [k for k in os.environ if k.startswith(_FOREIGN)]:
+    for k in [k for k in os.environ if k.startswith(FOREIGN)]:
         monkeypatch.delenv(k)
+    monkeypatch.setenv("WANDB_BASE_URL", NO_WANDB_URL)  # as bare_env: W&B on loopback
     monkeypatch.setattr(demo, "stage_commands", failing)
     rc = demo.main(Namespace(mode="local", epochs=1, seed=0, dir=str(tmp_path)))
     assert rc != 0

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from wandb_helpers import bare_env, free_port
 
 import steadyrun
-from steadyrun.testing import NO_WANDB_URL
 
 pytest.importorskip("torch")
 
@@ -40,19 +38,8 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _env(root: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STEADYRUN_", "WANDB_", "SLURM_", "OMPI_", "PMI_"))
-           and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    env.update(STEADYRUN_DIR=str(root), OMP_NUM_THREADS="1",
-               WANDB_BASE_URL=NO_WANDB_URL, **extra)  # W&B on loopback, never the public one
-    return env
+    return bare_env(STEADYRUN_DIR=str(root), OMP_NUM_THREADS="1", **extra)
 
 
 def _torchrun(tmp_path: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -76,7 +63,7 @@ def _one_run(root: Path) -> steadyrun.RunData:
 
 def test_torchrun_rank0_owns_the_run_and_reduces(tmp_path: Path) -> None:
     root = tmp_path / "sr"
-    out = _finish(_torchrun(tmp_path, ["--nproc_per_node=2", f"--master_port={_free_port()}"],
+    out = _finish(_torchrun(tmp_path, ["--nproc_per_node=2", f"--master_port={free_port()}"],
                             _env(root)))
     assert "RUN 1 InertRun" in out and "RUN 0 Run" in out
     data = _one_run(root)
@@ -91,7 +78,7 @@ def test_torchrun_rank0_owns_the_run_and_reduces(tmp_path: Path) -> None:
 
 def test_torchrun_all_ranks_share_one_run(tmp_path: Path) -> None:
     root = tmp_path / "sr"
-    out = _finish(_torchrun(tmp_path, ["--nproc_per_node=2", f"--master_port={_free_port()}"],
+    out = _finish(_torchrun(tmp_path, ["--nproc_per_node=2", f"--master_port={free_port()}"],
                             _env(root, ALL_RANKS="1")))
     ids = {line.split()[3] for line in out.splitlines() if line.startswith("RUN ")}
     assert len(ids) == 1, out
@@ -115,7 +102,7 @@ def test_torchrun_all_ranks_share_one_run(tmp_path: Path) -> None:
 
 def test_torchrun_two_nodes_on_loopback(tmp_path: Path) -> None:
     root = tmp_path / "sr"
-    port = _free_port()
+    port = free_port()
     common = ["--nnodes=2", "--nproc_per_node=1", "--master_addr=127.0.0.1",
               f"--master_port={port}"]
     nodes = [_torchrun(tmp_path, [*common, f"--node_rank={n}"], _env(root, ALL_RANKS="1"))

@@ -15,7 +15,6 @@ import contextlib
 import functools
 import os
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from wandb_helpers import (
     assert_once,
     assert_steps_strictly_increase,
     column,
+    free_port,
     sidecar_log,
     sink_status,
     wandb_env,
@@ -83,12 +83,6 @@ class Launch:
         return wandb_log(self.rdir)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def launch(tmp_path_factory: pytest.TempPathFactory) -> Launch:
     base = tmp_path_factory.mktemp("ddp")
@@ -97,7 +91,7 @@ def launch(tmp_path_factory: pytest.TempPathFactory) -> Launch:
     # wandb_env: its own root and W&B folders under base, no key, no launcher variables.
     env = wandb_env(base, OMP_NUM_THREADS="1")
     common = [f"--nnodes={NODES}", f"--nproc_per_node={PER_NODE}",
-              "--master_addr=127.0.0.1", f"--master_port={_free_port()}"]
+              "--master_addr=127.0.0.1", f"--master_port={free_port()}"]
     nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *common,
                                f"--node_rank={n}", str(script)], env=env, cwd=base,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -18,6 +18,8 @@ script's, and `wandb_env` here refuses to build an environment whose W&B is else
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -32,7 +34,7 @@ from urllib.parse import urlparse
 import orjson
 
 from steadyrun.ship.wandb import txlog as wandb_txlog
-from steadyrun.testing import NO_WANDB_URL  # noqa: F401  (tests import it from here too)
+from steadyrun.testing import NO_WANDB_URL  # the tests import it from here too
 from steadyrun.testing import wandb_env as package_wandb_env
 
 
@@ -53,6 +55,30 @@ def assert_loopback_wandb(env: Mapping[str, str]) -> None:
     url = env.get("WANDB_BASE_URL")
     assert is_loopback_url(url), (f"WANDB_BASE_URL={url!r}: a test process must point W&B at "
                                   f"loopback (wandb_helpers.NO_WANDB_URL or its own server)")
+
+
+# The caller's variables that decide what a steadyrun process is: its mode, context and
+# root, W&B's, and a launcher's rank. `bare_env` drops them.
+FOREIGN = ("STEADYRUN_", "WANDB_", "SLURM_", "OMPI_", "PMI_", "RANK", "LOCAL_RANK",
+           "WORLD_SIZE")
+
+
+def bare_env(**extra: str) -> dict[str, str]:
+    """This process's environment without steadyrun, W&B or launcher variables, W&B
+    pinned back to loopback (NO_WANDB_URL), plus `extra`: for a child that must find its
+    own root, mode and rank, as a user's shell would give them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN)}
+    env["WANDB_BASE_URL"] = NO_WANDB_URL
+    env.update(extra)
+    assert_loopback_wandb(env)
+    return env
+
+
+def free_port() -> int:
+    """A loopback port free at this instant, for a launcher's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wandb_env(base: Path, **extra: str | None) -> dict[str, str]:

@@ -23,6 +23,7 @@ from fault_helpers import MEASURE, exactly_once, figures_of, local_column, wait_
 from wandb_helpers import (
     NO_WANDB_URL,
     assert_loopback_wandb,
+    bare_env,
     is_loopback_url,
     run_script,
     sidecar_log,
@@ -192,6 +193,7 @@ def test_every_test_process_points_wandb_at_loopback(tmp_path: Path, run_python,
     # anyway (the package's wandb_env puts loopback in place of the caller's URL).
     monkeypatch.setenv("WANDB_BASE_URL", "https://api.wandb.ai")
     assert wandb_env(tmp_path)["WANDB_BASE_URL"] == NO_WANDB_URL
+    assert bare_env()["WANDB_BASE_URL"] == NO_WANDB_URL  # W&B's variables dropped, pin kept
     with pytest.raises(AssertionError, match="loopback"):
         wandb_env(tmp_path, WANDB_BASE_URL=None)  # unset: W&B's public server
     server = "http://127.0.0.1:45678"  # a test's own stand-in keeps its address

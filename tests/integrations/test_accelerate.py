@@ -15,7 +15,6 @@ not quoted.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,13 @@ import pytest
 pytest.importorskip("accelerate")
 pytest.importorskip("torch")
 
-from wandb_helpers import run_script, wandb_env, wandb_files, wandb_log  # noqa: E402
+from wandb_helpers import (  # noqa: E402
+    free_port,
+    run_script,
+    wandb_env,
+    wandb_files,
+    wandb_log,
+)
 
 import steadyrun  # noqa: E402
 from steadyrun.ship.wandb import txlog as wandb_txlog  # noqa: E402
@@ -243,19 +248,13 @@ acc.end_training()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.xdist_group("ddp")
 def test_torchrun_two_processes_make_one_run_and_one_wandb_run(tmp_path: Path) -> None:
     script = tmp_path / "train.py"
     script.write_text(DDP)
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         f"--master_port={_free_port()}", str(script)],
+         f"--master_port={free_port()}", str(script)],
         env=wandb_env(tmp_path, **ENV), cwd=tmp_path, stdin=subprocess.DEVNULL,
         capture_output=True, text=True, timeout=180)
     out = proc.stdout + proc.stderr

@@ -9,7 +9,6 @@ an evaluation every 4 and a checkpoint every 8.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import warnings
@@ -20,7 +19,13 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
-from wandb_helpers import assert_once, run_script, wandb_env, wandb_log  # noqa: E402
+from wandb_helpers import (  # noqa: E402
+    assert_once,
+    free_port,
+    run_script,
+    wandb_env,
+    wandb_log,
+)
 
 import steadyrun  # noqa: E402
 from steadyrun.integrations import transformers as adapter  # noqa: E402
@@ -221,12 +226,6 @@ print(f"RUN={callback.run.id}")
 
 
 # ---------------------------------------------------------------------- ranks
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.xdist_group("ddp")
 def test_torchrun_two_processes_make_exactly_one_run(tmp_path: Path) -> None:
     """Under torchrun (gloo, CPU) both processes have the callback; the main process
@@ -243,7 +242,7 @@ os.write(1, f"RUN {rank} {type(run).__name__} {getattr(run, 'id', None)}\\n".enc
     env = wandb_env(tmp_path, **_env())
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         f"--master_port={_free_port()}", str(script), str(tmp_path / "out")],
+         f"--master_port={free_port()}", str(script), str(tmp_path / "out")],
         cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout

@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from steadyrun.testing import NO_WANDB_URL
+from wandb_helpers import bare_env
 
 pytestmark = pytest.mark.xdist_group("browser")
 
@@ -166,12 +165,8 @@ def _no_browser(why: str) -> None:
 
 def _env(root: Path) -> dict[str, str]:
     """This environment without steadyrun, W&B or launcher settings, on `root`."""
-    foreign = ("STEADYRUN_", "WANDB_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "SLURM_",
-               "OMPI_COMM_WORLD_", "PMI_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(foreign)}
-    env.update(STEADYRUN_DIR=str(root), STEADYRUN_METADATA="0", PYTHONDONTWRITEBYTECODE="1",
-               WANDB_BASE_URL=NO_WANDB_URL)  # W&B on loopback, never the public server
-    return env
+    return bare_env(STEADYRUN_DIR=str(root), STEADYRUN_METADATA="0",
+                    PYTHONDONTWRITEBYTECODE="1")
 
 
 def _wait_for(what: str, check: Any, timeout: float = 30.0) -> Any:

@@ -40,8 +40,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-
-from steadyrun.testing import NO_WANDB_URL
+from wandb_helpers import bare_env
 
 pytest.importorskip("numpy")
 pytest.importorskip("pyarrow")
@@ -93,11 +92,7 @@ print(json.dumps(ids))
 
 
 def child_env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STEADYRUN_", "WANDB_"))}
-    env.update(STEADYRUN_DIR=str(root), PYTHONDONTWRITEBYTECODE="1",
-               WANDB_BASE_URL=NO_WANDB_URL)  # W&B on loopback, never the public server
-    return env
+    return bare_env(STEADYRUN_DIR=str(root), PYTHONDONTWRITEBYTECODE="1")
 
 
 def copy_run(runs: Path, src: str, new: str) -> Path:
