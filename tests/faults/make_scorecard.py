@@ -257,17 +257,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.audit_only:
             rows = [r for r in rows if not r["case"].startswith("dependency audit")]
             rows.append(audit(measured_at()))
-            args.results.write_text(json.dumps(sorted(rows, key=lambda r: (
-                r["case"], r.get("test", ""))), indent=1, default=str) + "\n")
     else:
         stamp = measured_at()
         rows = run_suite(args.soak, args.tests, stamp, args.jobs)
         if not args.no_audit:
             rows.append(audit(stamp))
+    if not args.render:
         args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(sorted(rows, key=lambda r: (r["case"],
-                                                                       r.get("test", ""))),
-                                           indent=1, default=str) + "\n")
+        rows.sort(key=lambda r: (r["case"], r.get("test", "")))
+        args.results.write_text(json.dumps(rows, indent=1, default=str) + "\n")
     raw_doc = json.loads(RAW.read_text()) if RAW.exists() else {"cases": {}}
     raw = {**raw_doc.get("cases", {}), "_init_timeout": raw_doc.get("init_timeout_s", 10)}
     table = header(rows, raw_doc) + "\n\n" + render(rows, raw)
