@@ -78,6 +78,16 @@ def fallback_runs(root: str | None) -> list[Path]:
     return [d for fb in fallback_roots() if fb.resolve() != here for d in list_runs(fb)]
 
 
+def no_runs_line(root: str | None) -> str:
+    """What `runs` and `sync --all` say of an empty root: where they looked, and how the
+    root is found (a wrong folder must not look like a root whose runs are all done)."""
+    from ..store.layout import runs_dir
+
+    where = runs_dir(root).absolute()
+    why = "" if where.is_dir() else " (the folder does not exist)"
+    return f"no runs under {where}{why}; the root is --dir, else $STEADYRUN_DIR, else ./steadyrun"
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -95,10 +105,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
     if not rows:
-        where = runs_dir(args.dir).absolute()
-        why = "" if where.is_dir() else " (the folder does not exist)"
-        print(f"no runs under {where}{why}; the root is --dir, else $STEADYRUN_DIR, else "
-              f"./steadyrun")
+        print(no_runs_line(args.dir))
         return 0
     table = Table(title=f"steadyrun runs in {runs_dir(args.dir)}", show_edge=False,
                   collapse_padding=True, pad_edge=False)

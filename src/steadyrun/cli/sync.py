@@ -50,6 +50,7 @@ def _misuse(args: argparse.Namespace) -> str | None:
 def _runs(args: argparse.Namespace) -> list[Path]:
     if args.all:
         from ..store.layout import is_run_dir, is_run_id
+        from .runs import no_runs_line
 
         runs = []
         for d in list_runs(args.dir):
@@ -65,11 +66,7 @@ def _runs(args: argparse.Namespace) -> list[Path]:
         if not runs:
             # Said, not silent: an empty root (the wrong folder, a missing --dir) must not
             # look like a root whose runs were all shipped.
-            from ..store.layout import runs_dir
-
-            print(f"steadyrun: no runs under {runs_dir(args.dir).absolute()}; nothing to "
-                  f"sync (the root is --dir, else $STEADYRUN_DIR, else ./steadyrun)",
-                  file=sys.stderr)
+            print(f"steadyrun: nothing to sync: {no_runs_line(args.dir)}", file=sys.stderr)
         return runs
     return [locate_run(args.run, args.dir)]
 
